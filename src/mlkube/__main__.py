@@ -1,0 +1,3 @@
+from mlkube.cli import main
+
+main()

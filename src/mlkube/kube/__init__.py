@@ -1,0 +1,1 @@
+"""Kubernetes: kubectl-driven deploy, release, rollback."""

@@ -1,0 +1,1 @@
+"""Model bundles: training, the on-disk format, and the runtime that scores them."""

@@ -1,0 +1,185 @@
+"""The model bundle: one folder per version, every file hashed in `metadata.json`.
+
+Layout: `<root>/<name>/<version>/{model.onnx, model.skops, metadata.json, ...}`. Reading a bundle verifies
+the format version and the sha256 of every file it lists, and fails with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+import msgspec
+
+from mlkube.errors import BundleError
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+ONNX_FILE = "model.onnx"
+SKOPS_FILE = "model.skops"
+_VERSION_PATTERN = re.compile(r"^v(\d+)$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class FeatureStats(msgspec.Struct, frozen=True):
+    """Range of one feature in the training data (for validation hints and the model page)."""
+
+    name: str
+    min: float
+    max: float
+    mean: float
+
+
+class Metadata(msgspec.Struct, frozen=True, kw_only=True):
+    """What `metadata.json` holds."""
+
+    format_version: int
+    name: str
+    version: str
+    created_at: str
+    feature_names: list[str]
+    class_names: list[str]
+    n_features: int
+    metrics: dict[str, object]
+    params: dict[str, object]
+    library_versions: dict[str, str]
+    data_sha256: str
+    files: dict[str, str]
+    features: list[FeatureStats] = []
+    description: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+class Bundle(msgspec.Struct, frozen=True):
+    """A verified bundle on disk."""
+
+    path: Path
+    metadata: Metadata
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Names and versions become folder names: keep them to a safe alphabet."""
+    if not _SAFE_NAME.match(value):
+        raise BundleError(f"invalid {kind} {value!r}: use letters, digits, '.', '_' or '-' (at most 63)")
+    return value
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_bundle(root: Path, metadata: Metadata, artifacts: Mapping[str, bytes]) -> Bundle:
+    """Write `artifacts` and their hashes into a new `<root>/<name>/<version>/`; never overwrite one."""
+    validate_name("model name", metadata.name)
+    validate_name("version", metadata.version)
+    folder = root / metadata.name / metadata.version
+    if folder.exists():
+        raise BundleError(f"{folder} already exists: choose another --version")
+    folder.mkdir(parents=True)
+    for file_name, data in artifacts.items():
+        (folder / file_name).write_bytes(data)
+    hashes = {file_name: sha256_bytes(data) for file_name, data in sorted(artifacts.items())}
+    complete = msgspec.structs.replace(metadata, files=hashes, format_version=FORMAT_VERSION)
+    (folder / METADATA_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(complete), indent=2) + b"\n")
+    return Bundle(folder, complete)
+
+
+def read_bundle(folder: Path) -> Bundle:
+    """Read and verify a bundle: format version, then the sha256 of every listed file."""
+    metadata = read_metadata(folder)
+    if metadata.format_version != FORMAT_VERSION:
+        raise BundleError(
+            f"{folder / METADATA_FILE}: bundle format version {metadata.format_version} is not supported "
+            f"(this mlkube reads version {FORMAT_VERSION})"
+        )
+    if ONNX_FILE not in metadata.files:
+        raise BundleError(f"{folder / METADATA_FILE}: lists no {ONNX_FILE}")
+    for file_name, expected in metadata.files.items():
+        _verify_file(folder, file_name, expected)
+    return Bundle(folder, metadata)
+
+
+def read_metadata(folder: Path) -> Metadata:
+    path = folder / METADATA_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing (is {folder} a model bundle?)") from None
+    except OSError as error:
+        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        return msgspec.json.decode(raw, type=Metadata)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise BundleError(f"{path}: not a valid bundle metadata file ({error})") from None
+
+
+def _verify_file(folder: Path, file_name: str, expected: str) -> None:
+    path = folder / file_name
+    if Path(file_name).name != file_name:
+        raise BundleError(f"{folder / METADATA_FILE}: file name {file_name!r} leaves the bundle folder")
+    if not path.is_file():
+        raise BundleError(f"{path}: missing from the bundle")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise BundleError(f"{path}: sha256 mismatch (expected {expected[:12]}…, found {actual[:12]}…)")
+
+
+def version_key(version: str) -> tuple[int, str]:
+    """Order versions v1 < v2 < v10; other names sort after, alphabetically."""
+    match = _VERSION_PATTERN.match(version)
+    return (int(match.group(1)), "") if match else (1 << 30, version)
+
+
+def versions_of(root: Path, name: str) -> list[str]:
+    folder = root / name
+    if not folder.is_dir():
+        return []
+    found = [child.name for child in folder.iterdir() if (child / METADATA_FILE).is_file()]
+    return sorted(found, key=version_key)
+
+
+def next_version(root: Path, name: str) -> str:
+    numbers = [version_key(v)[0] for v in versions_of(root, name) if _VERSION_PATTERN.match(v)]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def latest_bundle_path(root: Path, name: str) -> Path:
+    versions = versions_of(root, name)
+    if not versions:
+        raise BundleError(f"no bundle of model {name!r} under {root}: run `mlkube train` first")
+    return root / name / versions[-1]
+
+
+def list_bundles(root: Path) -> list[Metadata]:
+    """Metadata of every bundle under `root`, by name then version (unverified: a listing, not a load)."""
+    if not root.is_dir():
+        return []
+    found: list[Metadata] = []
+    for model_folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for version in versions_of(root, model_folder.name):
+            try:
+                found.append(read_metadata(model_folder / version))
+            except BundleError:
+                continue
+    return found

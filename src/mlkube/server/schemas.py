@@ -1,0 +1,41 @@
+"""Request and response bodies of the notes' API. msgspec decodes and checks types in one pass."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class PredictRequest(msgspec.Struct, kw_only=True):
+    """`{"features": [...]}` (the notes' single row) or `{"instances": [[...], ...]}` (a batch)."""
+
+    features: list[float] | None = None
+    instances: list[list[float]] | None = None
+
+
+class Prediction(msgspec.Struct):
+    """The notes' answer, key for key."""
+
+    prediction: int
+    class_name: str
+    confidence: float
+    version: str
+
+
+class BatchPrediction(msgspec.Struct):
+    predictions: list[Prediction]
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct, omit_defaults=True):
+    status: str
+    model: str | None = None
+    version: str | None = None
+    runtime: str | None = None
+    reason: str | None = None

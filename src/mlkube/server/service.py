@@ -1,0 +1,91 @@
+"""The prediction service: validated rows in, the notes' answers out. Knows nothing of HTTP.
+
+`load()` builds the predictor and proves it with a warm-up row; until that passes, `ready` is False and
+`reason` says why, so a bad bundle keeps a pod out of the Service instead of crashing it in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlkube.errors import InvalidInput, MlkubeError
+from mlkube.model.bundle import Bundle
+from mlkube.model.runtime import Predictor, Scores, load_predictor
+from mlkube.server.schemas import Prediction
+from mlkube.settings import Settings
+
+log = logging.getLogger("mlkube.server")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class ModelService:
+    def __init__(self, settings: Settings, bundle: Bundle | None, load_error: str | None = None) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.reason = load_error or "model not loaded yet"
+        self.predictor: Predictor | None = None
+        self.class_names: list[str] = []
+        self.version = settings.model_version or (bundle.metadata.version if bundle else "unknown")
+        self.name = bundle.metadata.name if bundle else settings.model_name
+        self.n_features = bundle.metadata.n_features if bundle else 0
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None
+
+    def load(self) -> None:
+        """Load the predictor; on failure stay not-ready with one log line naming the problem."""
+        if self.bundle is None:
+            log.error("model not loaded: %s", self.reason)
+            return
+        try:
+            self.class_names = self._display_class_names(self.bundle)
+            self.predictor = load_predictor(self.bundle, self.settings.model_runtime)
+        except MlkubeError as error:
+            self.reason = str(error)
+            log.error("model not loaded: %s", self.reason)
+
+    def _display_class_names(self, bundle: Bundle) -> list[str]:
+        configured = self.settings.class_names
+        if configured is None:
+            return list(bundle.metadata.class_names)
+        if len(configured) != bundle.metadata.n_classes:
+            raise MlkubeError(
+                f"CLASS_NAMES lists {len(configured)} names but model {bundle.metadata.name} "
+                f"{bundle.metadata.version} has {bundle.metadata.n_classes} classes "
+                f"({', '.join(bundle.metadata.class_names)})"
+            )
+        return list(configured)
+
+    def rows_to_array(self, rows: list[list[float]]) -> NDArray[np.float32]:
+        """Check the batch size, the width of every row and the float32 range; return the model's input."""
+        if not rows:
+            raise InvalidInput("no rows to score: send at least one")
+        if len(rows) > self.settings.max_batch_size:
+            raise InvalidInput(f"{len(rows)} rows is more than MAX_BATCH_SIZE={self.settings.max_batch_size}")
+        for index, row in enumerate(rows):
+            if len(row) != self.n_features:
+                where = f"row {index}" if len(rows) > 1 else "features"
+                raise InvalidInput(f"{where} has {len(row)} values, expected {self.n_features}")
+        array = np.asarray(rows, dtype=np.float64)
+        if np.abs(array).max() > _FLOAT32_MAX:
+            raise InvalidInput(f"feature values must lie within ±{_FLOAT32_MAX:.3e}")
+        return array.astype(np.float32)
+
+    def score(self, rows: NDArray[np.float32]) -> Scores:
+        if self.predictor is None:
+            raise MlkubeError(f"model not ready: {self.reason}")
+        return self.predictor.predict(rows)
+
+    def predictions(self, scores: Scores) -> list[Prediction]:
+        """The notes' four keys per row; confidence is the top probability, to 6 decimals."""
+        confidences = np.round(scores.probabilities.max(axis=1).astype(np.float64), 6).tolist()
+        names = self.class_names
+        version = self.version
+        return [
+            Prediction(index, names[index], confidence, version)
+            for index, confidence in zip(scores.classes.tolist(), confidences)
+        ]

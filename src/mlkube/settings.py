@@ -1,0 +1,127 @@
+"""One typed settings object, read from the environment once at start-up.
+
+The names are the notes' ConfigMap/Secret keys (CLASS_NAMES, MODEL_VERSION, LOG_LEVEL, API_KEY) plus
+mlkube's own. An invalid value stops the process with a message naming the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from mlkube.errors import ConfigError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Runtime = Literal["onnx", "sklearn"]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+
+_LIST_FIELDS = ("CLASS_NAMES", "API_KEY")
+_SECRET_FIELDS = ("API_KEY",)
+
+
+class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
+    """Everything the server reads from its environment. Field names map to upper-case variables."""
+
+    model_dir: Path = Path("models")
+    """Root folder of model bundles (`<MODEL_DIR>/<name>/<version>/`)."""
+    model_name: str = "iris"
+    """Which model under MODEL_DIR to serve; its newest version unless MODEL_BUNDLE is set."""
+    model_bundle: Path | None = None
+    """Exact bundle folder to serve; overrides MODEL_DIR/MODEL_NAME."""
+    model_version: str | None = None
+    """Version reported in every answer; default: the bundle's own version."""
+    model_runtime: Runtime = "onnx"
+    """`onnx` (default, no scikit-learn needed) or `sklearn` (needs the training extras)."""
+    class_names: tuple[str, ...] | None = None
+    """Comma-separated display names for the classes; must match the model's class count."""
+    log_level: LogLevel = "INFO"
+    """Threshold of the JSON log lines."""
+    api_key: tuple[str, ...] = ()
+    """Comma-separated keys; when set, every prediction route needs one. Several keys allow rotation."""
+    api_key_file: Path | None = None
+    """File holding the key(s), comma- or newline-separated (a mounted Secret); added to API_KEY."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: Port = 5000
+    """Port to listen on."""
+    workers: Positive | None = None
+    """Worker processes; default: the CPU quota of the cgroup (a pod's CPU limit), else the core count."""
+    max_batch_size: Positive = 1000
+    """Most rows accepted in one request."""
+    max_body_bytes: Positive = 1_048_576
+    """Largest request body accepted, in bytes."""
+    max_in_flight: Positive = 256
+    """Requests one worker handles at once before answering 503 with Retry-After."""
+    drain_seconds: Seconds = 3.0
+    """After SIGTERM: how long /ready says 503 while traffic is still served, so load balancers let go."""
+    grace_seconds: Seconds = 20.0
+    """After draining: how long requests in flight may take to finish before workers are killed."""
+
+    def __repr__(self) -> str:
+        # Keys must never reach a log line, an error or a traceback.
+        shown = {f: getattr(self, f) for f in self.__struct_fields__ if f not in ("api_key",)}
+        return f"Settings({shown}, api_key=<{len(self.api_key)} hidden>)"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_key)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    raw = _raw_values(env)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise ConfigError(_explain(error, raw)) from None
+    return _with_key_file(settings)
+
+
+def _raw_values(env: Mapping[str, str]) -> dict[str, object]:
+    names = {name.upper() for name in Settings.__struct_fields__}
+    raw: dict[str, object] = {}
+    for name in names:
+        value = env.get(name, "").strip()
+        if not value:
+            continue
+        raw[name] = _split_list(value) if name in _LIST_FIELDS else value
+    if isinstance(raw.get("LOG_LEVEL"), str):
+        raw["LOG_LEVEL"] = str(raw["LOG_LEVEL"]).upper()
+    if isinstance(raw.get("MODEL_RUNTIME"), str):
+        raw["MODEL_RUNTIME"] = str(raw["MODEL_RUNTIME"]).lower()
+    return raw
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in re.split(r"[,\n]", value) if item.strip()]
+
+
+def _explain(error: msgspec.ValidationError, raw: Mapping[str, object]) -> str:
+    match = re.search(r"at `\$\.([A-Z_]+)", str(error))
+    if not match:
+        return f"invalid configuration: {error}"
+    name = match.group(1)
+    reason = str(error).split(" - at ")[0]
+    shown = "<hidden>" if name in _SECRET_FIELDS else repr(raw.get(name))
+    return f"invalid {name}={shown}: {reason}"
+
+
+def _with_key_file(settings: Settings) -> Settings:
+    if settings.api_key_file is None:
+        return settings
+    try:
+        text = settings.api_key_file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"invalid API_KEY_FILE={str(settings.api_key_file)!r}: {error.strerror}") from None
+    keys = tuple(_split_list(text))
+    if not keys:
+        raise ConfigError(f"invalid API_KEY_FILE={str(settings.api_key_file)!r}: the file holds no key")
+    return msgspec.structs.replace(settings, api_key=settings.api_key + keys)
