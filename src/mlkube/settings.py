@@ -79,7 +79,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw = _raw_values(env)
     try:
-        settings = msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:
         raise ConfigError(_explain(error, raw)) from None
     return _with_key_file(settings)
@@ -98,6 +98,12 @@ def _raw_values(env: Mapping[str, str]) -> dict[str, object]:
     if isinstance(raw.get("MODEL_RUNTIME"), str):
         raw["MODEL_RUNTIME"] = str(raw["MODEL_RUNTIME"]).lower()
     return raw
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
 
 def _split_list(value: str) -> list[str]:

@@ -56,7 +56,7 @@ class OnnxPredictor:
     def __init__(self, bundle: Bundle) -> None:
         try:
             self._session = onnx_session_from_bytes(bundle.file(ONNX_FILE).read_bytes())
-        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        except Exception as error:
             raise BundleError(f"{bundle.file(ONNX_FILE)}: ONNX Runtime cannot load it ({error})") from error
         self._input = self._session.get_inputs()[0].name
         self._check_shape(bundle)
@@ -95,7 +95,9 @@ def load_skops(bundle: Bundle) -> Any:
     try:
         import skops.io
     except ImportError:
-        raise BundleError("MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'") from None
+        raise BundleError(
+            "MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'"
+        ) from None
     untrusted = set(skops.io.get_untrusted_types(file=path))
     refused = sorted(untrusted - TRUSTED_SKOPS_TYPES)
     if refused:

@@ -80,12 +80,17 @@ class ModelService:
             raise MlkubeError(f"model not ready: {self.reason}")
         return self.predictor.predict(rows)
 
-    def predictions(self, scores: Scores) -> list[Prediction]:
-        """The notes' four keys per row; confidence is the top probability, to 6 decimals."""
-        confidences = np.round(scores.probabilities.max(axis=1).astype(np.float64), 6).tolist()
+    @staticmethod
+    def confidences(scores: Scores) -> NDArray[np.float64]:
+        """The top probability per row, to 6 decimals (float32 sums of tree votes give 1.0000001)."""
+        top: NDArray[np.float64] = scores.probabilities.max(axis=1).astype(np.float64)
+        return np.round(top, 6)
+
+    def predictions(self, classes: NDArray[np.int64], confidences: NDArray[np.float64]) -> list[Prediction]:
+        """The notes' four keys per row."""
         names = self.class_names
         version = self.version
         return [
             Prediction(index, names[index], confidence, version)
-            for index, confidence in zip(scores.classes.tolist(), confidences)
+            for index, confidence in zip(classes.tolist(), confidences.tolist(), strict=False)
         ]
