@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlkube.server.metrics import _observe_many
+from mlkube.server.metrics import FLUSH_SECONDS, _LocalHistogram
 from tests.conftest import NOTES_ROW
 from tests.support import RunningServer, start_server
 
@@ -32,6 +33,12 @@ def samples(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]
     }
 
 
+def samples_after_flush(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Workers push their counts every FLUSH_SECONDS; the answering worker flushes its own first."""
+    time.sleep(FLUSH_SECONDS + 0.2)
+    return samples(server)
+
+
 def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     labels = {"model_name": "iris", "model_version": "v1", **labels}
     return found.get((name, frozenset(labels.items())), 0.0)
@@ -44,7 +51,7 @@ def test_counts_from_every_worker_are_merged(two_workers: RunningServer) -> None
             "POST", "/predict", json={"features": NOTES_ROW}, headers={"connection": "close"}
         ):
             pass
-    found = samples(two_workers)
+    found = samples_after_flush(two_workers)
     assert value(found, "mlkube_requests_total", route="/predict", method="POST", status="200") == 60
     assert value(found, "mlkube_predictions_total", class_name="setosa") == 60
     assert value(found, "mlkube_request_duration_seconds_count", route="/predict") == 60
@@ -71,12 +78,17 @@ def test_every_mlkube_series_carries_the_model_labels(server: RunningServer) -> 
         assert ("model_version", "v1") in labels
 
 
-def test_bulk_histogram_update_equals_one_observe_per_value() -> None:
+def test_local_histogram_pushes_what_one_observe_per_value_would() -> None:
     values = np.array([0.1, 0.5, 0.55, 0.9, 0.9, 1.0, 1.0, 1.0, 2.0])
-    bulk = Histogram("bulk", "b", buckets=(0.5, 0.9, 1.0), registry=CollectorRegistry())
+    pushed = Histogram("pushed", "p", buckets=(0.5, 0.9, 1.0), registry=CollectorRegistry())
     single = Histogram("single", "s", buckets=(0.5, 0.9, 1.0), registry=CollectorRegistry())
-    _observe_many(bulk, values)
+    local = _LocalHistogram((0.5, 0.9, 1.0))
+    local.observe_many(values[:5])
+    for item in values[5:]:
+        local.observe(float(item))
+    local.push(pushed)
     for item in values:
         single.observe(float(item))
-    assert [b.get() for b in bulk._buckets] == [b.get() for b in single._buckets]
-    assert bulk._sum.get() == pytest.approx(single._sum.get())
+    assert [b.get() for b in pushed._buckets] == [b.get() for b in single._buckets]
+    assert pushed._sum.get() == pytest.approx(single._sum.get())
+    assert local.counts == [0, 0, 0, 0]
