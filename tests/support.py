@@ -67,7 +67,7 @@ def spawn_server(overrides: Mapping[str, str], log_path: Path) -> tuple[subproce
     env.setdefault("PORT", str(free_port()))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlkube", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "mlkube.server"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     return process, f"http://127.0.0.1:{env['PORT']}"
 

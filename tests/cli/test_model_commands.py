@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.model.test_train import write_fruit_csv
+from tests.support import free_port
 
 
 def mlkube(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,3 +67,21 @@ def test_data_without_target_is_a_usage_error(tmp_path: Path) -> None:
     result = mlkube("train", "--model-dir", str(tmp_path), "--data", "x.csv")
     assert result.returncode == 2
     assert "--data and --target go together" in result.stderr
+
+
+def test_mlkube_serve_command_serves(model_dir: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.support import server_env, wait_until_answering
+
+    env = server_env({"MODEL_DIR": str(model_dir), "WORKERS": "1", "PORT": str(free_port())})
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlkube", "serve"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        wait_until_answering(process, url, log_path)
+        assert httpx.get(f"{url}/ready").status_code == 200
+    finally:
+        process.terminate()
+    assert process.wait(30) == 0
