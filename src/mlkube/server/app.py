@@ -27,6 +27,7 @@ from mlkube.errors import (
 )
 from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
+from mlkube.server.docs import ApiDocs
 from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
 from mlkube.server.kserve import protocol_routes
 from mlkube.server.logs import AccessLog
@@ -63,6 +64,7 @@ class App:
             Route("/ready", {"GET": self.ready}, summary="Readiness: the model is loaded and warm"),
             Route("/metrics", {"GET": self.prometheus}, summary="Prometheus metrics of all workers"),
             *protocol_routes(self.service, self.metrics, self.ready),
+            *ApiDocs(lambda: self.router.routes, self.service, self.settings).routes(),
         ]
 
     # --- lifecycle (RSGI) -------------------------------------------------------------------------

@@ -28,10 +28,11 @@ OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"\{(\w+)\}")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# (path prefix, tag, its description); the first matching prefix names an operation's tag
 _TAGS = (
     ("/v1/", "KServe V1", "KServe's V1 (TensorFlow Serving style) protocol."),
     ("/v2", "Open Inference Protocol V2", "The Open Inference Protocol (KServe V2, Triton, MLServer), REST."),
-    ("/docs", "Documentation", "This page and its assets, served by mlkube itself."),
+    ("/docs", "Documentation", "This page, its files and the OpenAPI document, served by mlkube itself."),
     ("/openapi.json", "Documentation", ""),
     ("/", "mlkube", "The notes' API: /predict, the probes and the metrics."),
 )
@@ -111,7 +112,7 @@ def openapi_document(routes: Iterable[Route], service: ModelService, settings: S
             "version": mlkube.__version__,
             "description": _description(service, settings),
         },
-        "tags": [{"name": name, "description": text} for _, name, text in _TAGS if text],
+        "tags": [{"name": name, "description": text} for _, name, text in (_TAGS[-1], *_TAGS[:-1]) if text],
         "paths": paths,
         "components": builder.components(),
     }
@@ -120,12 +121,13 @@ def openapi_document(routes: Iterable[Route], service: ModelService, settings: S
 def _description(service: ModelService, settings: Settings) -> str:
     auth = (
         "Prediction and model routes need an API key (`X-API-Key: <key>` or `Authorization: Bearer <key>`); "
+        "the probes, /metrics and this documentation are always open."
         if settings.auth_enabled
-        else "No API key is configured: every route is open. "
+        else "No API key is configured, so every route is open."
     )
     return (
-        f"Serves model `{service.name}` version `{service.version}` ({service.n_features} features). {auth}"
-        "the probes, /metrics and this documentation are always open. Every answer carries `X-Request-ID`. "
+        f"Serves model `{service.name}` version `{service.version}` ({service.n_features} features). {auth} "
+        "Every answer carries `X-Request-ID`. "
         'Errors are JSON `{"error": "..."}`: an unknown path is 404, a method a path does not take is 405 '
         "with an `Allow` header."
     )
