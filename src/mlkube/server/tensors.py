@@ -49,17 +49,30 @@ _NUMPY: dict[str, type[np.number[Any]]] = {**_FLOAT_TYPES, **_INTEGER_TYPES}
 INTEGER_DATATYPES = tuple(_INTEGER_TYPES)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NESTED = re.compile(rb"\s*\[\s*\[")
-_NUMBERS = {"type": "array", "items": {"type": "number"}}
-_INTEGERS = {"type": "array", "items": {"type": "integer"}}
 TENSOR_DATA_SCHEMA = {
     "description": "The values in row-major order: flat, or one array per row.",
-    "anyOf": [_NUMBERS, {"type": "array", "items": _NUMBERS}],
+    "anyOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+    ],
 }
-# JSON Schema 2020-12 (OpenAPI 3.1): integer datatypes take integers only, as their decoders do.
-INTEGER_DATA_RULE = {
-    "if": {"properties": {"datatype": {"enum": list(INTEGER_DATATYPES)}}, "required": ["datatype"]},
-    "then": {"properties": {"data": {"anyOf": [_INTEGERS, {"type": "array", "items": _INTEGERS}]}}},
-}
+
+
+def _values_rule(datatype: str) -> dict[str, Any]:
+    """JSON Schema 2020-12 (OpenAPI 3.1): the values one datatype's decoder and range check accept."""
+    if datatype in _INTEGER_TYPES:
+        info = np.iinfo(_INTEGER_TYPES[datatype])
+        value: dict[str, Any] = {"type": "integer", "minimum": int(info.min), "maximum": int(info.max)}
+    else:
+        limit = float(np.finfo(np.float16).max) if datatype == "FP16" else _FLOAT32_MAX
+        value = {"type": "number", "minimum": -limit, "maximum": limit}
+    flat = {"type": "array", "items": value}
+    return {
+        "if": {"properties": {"datatype": {"const": datatype}}, "required": ["datatype"]},
+        "then": {"properties": {"data": {"anyOf": [flat, {"type": "array", "items": flat}]}}},
+    }
+
+
 _BINARY_OR_DATA = {
     "anyOf": [
         {"required": ["data"]},
@@ -125,7 +138,8 @@ class RequestOutput(msgspec.Struct, kw_only=True):
 
 
 _Input = Annotated[
-    RequestInput, msgspec.Meta(extra_json_schema={"allOf": [INTEGER_DATA_RULE, _BINARY_OR_DATA]})
+    RequestInput,
+    msgspec.Meta(extra_json_schema={"allOf": [*(_values_rule(name) for name in _NUMPY), _BINARY_OR_DATA]}),
 ]
 
 
