@@ -31,6 +31,7 @@ from mlkube.server.docs import ApiDocs
 from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
 from mlkube.server.kserve import protocol_routes
 from mlkube.server.logs import AccessLog
+from mlkube.server.page import ModelPage
 from mlkube.server.schemas import BatchPrediction, Health, PredictRequest, Readiness
 from mlkube.server.service import ModelService
 from mlkube.settings import Settings
@@ -65,6 +66,7 @@ class App:
             Route("/metrics", {"GET": self.prometheus}, summary="Prometheus metrics of all workers"),
             *protocol_routes(self.service, self.metrics, self.ready),
             *ApiDocs(lambda: self.router.routes, self.service, self.settings).routes(),
+            *ModelPage(self).routes(),
         ]
 
     # --- lifecycle (RSGI) -------------------------------------------------------------------------
