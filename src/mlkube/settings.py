@@ -79,7 +79,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw = _raw_values(env)
     try:
-        settings = msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:
         raise ConfigError(_explain(error, raw)) from None
     return _with_key_file(settings)
@@ -100,6 +100,12 @@ def _raw_values(env: Mapping[str, str]) -> dict[str, object]:
     return raw
 
 
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
+
+
 def _split_list(value: str) -> list[str]:
     return [item.strip() for item in re.split(r"[,\n]", value) if item.strip()]
 
@@ -109,7 +115,7 @@ def _explain(error: msgspec.ValidationError, raw: Mapping[str, object]) -> str:
     if not match:
         return f"invalid configuration: {error}"
     name = match.group(1)
-    reason = str(error).split(" - at ")[0]
+    reason = str(error).split(" - at ")[0].replace("`", "")
     shown = "<hidden>" if name in _SECRET_FIELDS else repr(raw.get(name))
     return f"invalid {name}={shown}: {reason}"
 

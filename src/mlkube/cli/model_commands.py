@@ -33,7 +33,9 @@ def train(
     with friendly_errors():
         from mlkube.model import train as training
 
-        dataset = training.load_iris_dataset() if data is None else training.read_csv_dataset(data, target or "")
+        dataset = (
+            training.load_iris_dataset() if data is None else training.read_csv_dataset(data, target or "")
+        )
         params = training.TrainParams(n_estimators=n_estimators, max_depth=max_depth, seed=seed)
         bundle = training.train_bundle(dataset, params, model_dir, name=name, version=version)
     metrics = bundle.metadata.metrics

@@ -56,7 +56,7 @@ class OnnxPredictor:
     def __init__(self, bundle: Bundle) -> None:
         try:
             self._session = onnx_session_from_bytes(bundle.file(ONNX_FILE).read_bytes())
-        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        except Exception as error:
             raise BundleError(f"{bundle.file(ONNX_FILE)}: ONNX Runtime cannot load it ({error})") from error
         self._input = self._session.get_inputs()[0].name
         self._check_shape(bundle)
@@ -95,8 +95,13 @@ def load_skops(bundle: Bundle) -> Any:
     try:
         import skops.io
     except ImportError:
-        raise BundleError("MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'") from None
-    untrusted = set(skops.io.get_untrusted_types(file=path))
+        raise BundleError(
+            "MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'"
+        ) from None
+    try:
+        untrusted = set(skops.io.get_untrusted_types(file=path))
+    except Exception as error:  # noqa: BLE001 - zipfile, json and skops errors all mean "not a skops file"
+        raise BundleError(f"{path}: not a readable skops file ({error})") from None
     refused = sorted(untrusted - TRUSTED_SKOPS_TYPES)
     if refused:
         raise BundleError(f"{path}: holds types mlkube does not trust: {', '.join(refused)}")

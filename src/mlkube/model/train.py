@@ -210,7 +210,9 @@ def check_parity(estimator: Any, onnx_bytes: bytes, features: NDArray[np.float64
     labels, probabilities = session.run(["label", "probabilities"], {"X": features.astype(np.float32)})
     expected = estimator.predict_proba(features)
     if not np.array_equal(np.asarray(labels), estimator.predict(features)):
-        raise TrainingError("ONNX Runtime predicts other classes than scikit-learn: use MODEL_RUNTIME=sklearn")
+        raise TrainingError(
+            "ONNX Runtime predicts other classes than scikit-learn: use MODEL_RUNTIME=sklearn"
+        )
     difference = float(np.max(np.abs(np.asarray(probabilities) - expected)))
     if difference > PARITY_TOLERANCE:
         raise TrainingError(f"ONNX probabilities differ from scikit-learn's by {difference:.2e}")
@@ -230,7 +232,7 @@ def feature_stats(dataset: Dataset) -> list[FeatureStats]:
     columns = dataset.features.T
     return [
         FeatureStats(name, float(column.min()), float(column.max()), round(float(column.mean()), 6))
-        for name, column in zip(dataset.feature_names, columns)
+        for name, column in zip(dataset.feature_names, columns, strict=False)
     ]
 
 

@@ -1,0 +1,114 @@
+"""The small HTTP vocabulary the app speaks: requests, responses, routes and a router.
+
+A router and two dataclasses instead of a web framework: every request pays only for what it uses
+(see bench/RESULTS.md for what a framework's per-request cost would be).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from mlkube.errors import RequestError
+
+JSON = "application/json"
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(value: object, status: int = 200) -> Response:
+    return Response(status, _encode(value))
+
+
+def error_response(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, _encode({"error": message}), headers=headers or [])
+
+
+class MethodNotAllowed(RequestError):
+    status = 405
+
+    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
+        super().__init__(f"method {method} not allowed on {path} (allowed: {', '.join(allowed)})")
+        self.allowed = allowed
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One path template (`/v2/models/{name}/infer`) and its handler per method.
+
+    `protected` routes need the API key when one is configured; `body` routes read the request body.
+    The template is also the `route` label of the metrics, so label values stay few.
+    """
+
+    template: str
+    handlers: Mapping[str, Handler]
+    protected: bool = False
+    summary: str = ""
+
+    @property
+    def reads_body(self) -> bool:
+        return "POST" in self.handlers
+
+    def handler_for(self, method: str, path: str) -> Handler:
+        handler = self.handlers.get(method)
+        if handler is None:
+            if method == "HEAD" and "GET" in self.handlers:
+                return self.handlers["GET"]
+            raise MethodNotAllowed(method, path, sorted(self.handlers))
+        return handler
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class Router:
+    """Exact paths by dictionary look-up; templates with `{param}` by regular expression."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        self._exact: dict[str, Route] = {}
+        self._patterns: list[tuple[re.Pattern[str], Route]] = []
+        for route in routes:
+            if _PARAM.search(route.template):
+                self._patterns.append((_compile(route.template), route))
+            else:
+                self._exact[route.template] = route
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        route = self._exact.get(path)
+        if route is not None:
+            return route, {}
+        for pattern, candidate in self._patterns:
+            found = pattern.fullmatch(path)
+            if found:
+                return candidate, found.groupdict()
+        return None
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts = _PARAM.split(template)
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/:]+)" for i, part in enumerate(parts))
+    return re.compile(regex)
