@@ -76,4 +76,5 @@ EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '5000') + '/health', timeout=2)"]
 # Exec form: the server is PID 1 and receives SIGTERM itself, so it can drain (see deploy/kubernetes).
-ENTRYPOINT ["python", "-m", "mlkube", "serve"]
+# `python -m mlkube.server` is `mlkube serve` without loading the CLI framework (faster pod start).
+ENTRYPOINT ["python", "-m", "mlkube.server"]
