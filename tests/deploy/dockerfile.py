@@ -12,6 +12,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
 
 @dataclass(frozen=True)
 class Instruction:
@@ -55,6 +57,22 @@ class Stage:
         found = self.all(keyword)
         assert found, f"stage {self.name or self.base}: no {keyword}"
         return found[-1]
+
+    def environment(self, inherited: dict[str, str]) -> dict[str, str]:
+        """The stage's ENV as a container sees it: `$VAR`/`${VAR}` expanded from the stage's ARG defaults,
+        earlier ENV and `inherited` (the base image's variables, such as PATH)."""
+        known, env = dict(inherited), {}
+        for instruction in self.instructions:
+            if instruction.keyword not in ("ARG", "ENV"):
+                continue
+            for name, value in instruction.pairs().items():
+                if instruction.keyword == "ARG":
+                    known.setdefault(name, value)
+                    continue
+                env[name] = known[name] = _VARIABLE.sub(
+                    lambda m: known.get(m.group(1) or m.group(2), ""), value
+                )
+        return env
 
     def merged(self, keyword: str) -> dict[str, str]:
         result: dict[str, str] = {}
