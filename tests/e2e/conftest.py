@@ -110,9 +110,8 @@ def kubectl() -> str:
         check=False,
     )
     if probe.returncode != 0:
-        pytest.skip(
-            f"real-cluster tests: no cluster reachable (kubectl cluster-info: {probe.stderr.strip()[:200]})"
-        )
+        last_line = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"real-cluster tests: no cluster reachable (kubectl cluster-info: {last_line[:200]})")
     return found
 
 
