@@ -3,14 +3,25 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TOOLS  := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat deploy/requirements-tools.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint unit bench bench-quick train clean
+.PHONY: run test lint unit bench bench-quick train clean tools manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+# checkov, hadolint and kubernetes-validate in a venv of their own: checkov pins its own dependencies.
+$(TOOLS_STAMP): deploy/requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r deploy/requirements-tools.txt
+	rm -f $(TOOLS)/.installed-* && touch $@
+
+tools: $(TOOLS_STAMP)
 
 ## run: train the notes' model if no bundle exists, then serve it on http://127.0.0.1:5000
 run: $(STAMP)
@@ -28,8 +39,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest
+
+## manifests: the image recipe and every overlay: render, schemas 1.30-1.35, checkov, hadolint, structure
+manifests: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/pytest tests/deploy
 
 ## bench: the full benchmark against the notes' app and MLServer (writes bench/RESULTS.md)
 bench: $(STAMP)
@@ -39,4 +54,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
