@@ -28,8 +28,9 @@ def deployment(
     paused: bool = False,
     conditions: list[dict[str, str]] | None = None,
     annotations: dict[str, str] | None = None,
+    secret: str = "ml-model-secret",  # noqa: S107 - a Secret's name
 ) -> dict[str, Any]:
-    """A Deployment; by default fully rolled out with `replicas` pods."""
+    """A Deployment; by default fully rolled out with `replicas` pods, the key mounted from `secret`."""
     return {
         "kind": "Deployment",
         "metadata": {
@@ -42,7 +43,22 @@ def deployment(
             "replicas": replicas,
             "paused": paused,
             "selector": {"matchLabels": SELECTOR},
-            "template": {"metadata": {"labels": SELECTOR}, "spec": {"containers": [_container(image, version)]}},
+            "template": {
+                "metadata": {"labels": SELECTOR},
+                "spec": {
+                    "containers": [_container(image, version)],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {
+                            "name": "api-key",
+                            "secret": {
+                                "secretName": secret,
+                                "items": [{"key": "API_KEY", "path": "API_KEY"}],
+                            },
+                        },
+                    ],
+                },
+            },
         },
         "status": {
             "observedGeneration": generation if observed is None else observed,
@@ -92,14 +108,18 @@ def pod(
     message: str = "",
     phase: str = "Running",
 ) -> dict[str, Any]:
-    state: dict[str, Any] = {"waiting": {"reason": waiting, "message": message}} if waiting else {"running": {}}
+    state: dict[str, Any] = (
+        {"waiting": {"reason": waiting, "message": message}} if waiting else {"running": {}}
+    )
     return {
         "metadata": {"name": name, "labels": SELECTOR},
         "spec": {"nodeName": node, "containers": [{"name": "ml-model"}]},
         "status": {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "containerStatuses": [{"name": "ml-model", "ready": ready, "restartCount": restarts, "state": state}],
+            "containerStatuses": [
+                {"name": "ml-model", "ready": ready, "restartCount": restarts, "state": state}
+            ],
         },
     }
 
@@ -112,10 +132,15 @@ def service(kind: str = "NodePort", node_port: int | None = 31234) -> dict[str, 
     port: dict[str, Any] = {"port": 5000, "targetPort": 5000}
     if node_port:
         port["nodePort"] = node_port
-    return {"metadata": {"name": "ml-model-service"}, "spec": {"type": kind, "clusterIP": "10.0.0.7", "ports": [port]}}
+    return {
+        "metadata": {"name": "ml-model-service"},
+        "spec": {"type": kind, "clusterIP": "10.0.0.7", "ports": [port]},
+    }
 
 
-def hpa(current: int | None = 12, replicas: int = 2, desired: int = 2, lo: int = 2, hi: int = 5) -> dict[str, Any]:
+def hpa(
+    current: int | None = 12, replicas: int = 2, desired: int = 2, lo: int = 2, hi: int = 5
+) -> dict[str, Any]:
     metrics = (
         [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}}]
         if current is not None
@@ -127,7 +152,10 @@ def hpa(current: int | None = 12, replicas: int = 2, desired: int = 2, lo: int =
             "minReplicas": lo,
             "maxReplicas": hi,
             "metrics": [
-                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+                }
             ],
         },
         "status": {"currentReplicas": replicas, "desiredReplicas": desired, "currentMetrics": metrics},

@@ -14,13 +14,11 @@ Only the standard library is imported: every call is a new process.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-import signal
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,7 +79,9 @@ class FakeKubectl:
         """When a `tool` call's argv contains `words` in order (in `phase`, or any phase), answer with the
         next of `replies` (the last one repeats) and move to phase `then`."""
         scripted = replies if replies is not None else [reply or {}]
-        self.rules.append({"tool": tool, "words": list(words), "phase": phase, "replies": scripted, "then": then})
+        self.rules.append(
+            {"tool": tool, "words": list(words), "phase": phase, "replies": scripted, "then": then}
+        )
         self._save()
         return self
 
@@ -143,19 +143,29 @@ def _choose(folder: Path, tool: str, argv: list[str], stdin: str) -> dict[str, A
         with (folder / "calls.jsonl").open("a", encoding="utf-8") as log:
             log.write(json.dumps(call) + "\n")
         for index, rule in enumerate(scenario["rules"]):
-            if rule["tool"] != tool or rule["phase"] not in (None, phase) or not _matches(rule["words"], argv):
+            if (
+                rule["tool"] != tool
+                or rule["phase"] not in (None, phase)
+                or not _matches(rule["words"], argv)
+            ):
                 continue
-            seen = state.setdefault("counts", {}).get(str(index), 0)
+            seen = int(state.setdefault("counts", {}).get(str(index), 0))
             state["counts"][str(index)] = seen + 1
             if rule["then"]:
                 state["phase"] = rule["then"]
             state_path.write_text(json.dumps(state))
             replies: list[dict[str, Any]] = rule["replies"]
-            return replies[min(seen, len(replies) - 1)]
-    return {"stderr": f"FakeKubectl: no scripted reply for `{tool} {' '.join(argv)}` in phase {phase!r}\n", "exit": 97}
+            chosen: dict[str, Any] = replies[min(seen, len(replies) - 1)]
+            return chosen
+    return {
+        "stderr": f"FakeKubectl: no scripted reply for `{tool} {' '.join(argv)}` in phase {phase!r}\n",
+        "exit": 97,
+    }
 
 
-def _relay(source: socket.socket, target: socket.socket) -> None:
+def _relay(source: Any, target: Any) -> None:
+    import socket
+
     try:
         while data := source.recv(65536):
             target.sendall(data)
@@ -163,14 +173,16 @@ def _relay(source: socket.socket, target: socket.socket) -> None:
         pass
     finally:
         for sock in (source, target):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _forward(argv: list[str], forward_to: str) -> int:
     """Act like `kubectl port-forward TARGET LOCAL:REMOTE`: relay 127.0.0.1:LOCAL to `forward_to`."""
+    import signal
+    import socket
+    import threading
+
     local = next(int(word.split(":")[0]) for word in argv if ":" in word and word.split(":")[0].isdigit())
     host, port = forward_to.rsplit(":", 1)
     listener = socket.socket()

@@ -26,12 +26,22 @@ def printer() -> tuple[Output, io.StringIO]:
 def test_context_and_namespace_flags_go_on_every_command() -> None:
     out, _ = printer()
     kubectl = Kubectl(out, Target(context="minikube", namespace="ml"))
-    assert kubectl.argv("get", "pods") == ["kubectl", "--context", "minikube", "--namespace", "ml", "get", "pods"]
+    assert kubectl.argv("get", "pods") == [
+        "kubectl",
+        "--context",
+        "minikube",
+        "--namespace",
+        "ml",
+        "get",
+        "pods",
+    ]
     assert Kubectl(out).argv("get", "pods") == ["kubectl", "get", "pods"]
 
 
 def test_each_command_is_printed_before_it_runs(fake: FakeKubectl) -> None:
-    fake.on("get", "deployment/ml-model-deployment", reply=reply_json(cluster.deployment(image="ml-model:v7")))
+    fake.on(
+        "get", "deployment/ml-model-deployment", reply=reply_json(cluster.deployment(image="ml-model:v7"))
+    )
     out, printed = printer()
     found = Kubectl(out, Target(namespace="ml")).get(Deployment, "deployment/ml-model-deployment")
     assert found.spec.template.spec.containers[0].image == "ml-model:v7"
@@ -107,7 +117,9 @@ def test_unreachable_cluster_is_one_line_with_the_real_kubectl(
     assert "\n" not in line
 
 
-def test_unknown_context_names_the_contexts_there_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_context_names_the_contexts_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "config", "https://127.0.0.1:1")))
     result = run_cli("status", "--context", "prod")
     assert result.exit_code == 1
@@ -125,11 +137,14 @@ def test_no_kubeconfig_at_all_says_start_a_cluster(tmp_path: Path, monkeypatch: 
 def test_not_found_names_the_object_and_namespace(fake: FakeKubectl) -> None:
     fake.on(
         "get",
-        reply={"stderr": 'Error from server (NotFound): deployments.apps "ml-model-deployment" not found\n', "exit": 1},
+        reply={
+            "stderr": 'Error from server (NotFound): deployments.apps "ml-model-deployment" not found\n',
+            "exit": 1,
+        },
     )
     with pytest.raises(ObjectNotFound) as raised:
         Kubectl(printer()[0], Target(namespace="ml")).get(Deployment, "deployment/ml-model-deployment")
-    assert str(raised.value) == 'deployments.apps "ml-model-deployment" not found in namespace \'ml\''
+    assert str(raised.value) == "deployments.apps \"ml-model-deployment\" not found in namespace 'ml'"
 
 
 def test_klog_noise_is_skipped_for_the_meaningful_line(fake: FakeKubectl) -> None:
@@ -143,12 +158,16 @@ def test_klog_noise_is_skipped_for_the_meaningful_line(fake: FakeKubectl) -> Non
 def test_a_hanging_kubectl_times_out_as_unreachable(fake: FakeKubectl) -> None:
     fake.on("get", reply={"sleep": 5})
     fake.on("config", "current-context", reply={"stdout": "minikube\n"})
-    with pytest.raises(ClusterUnreachable, match=r"got no answer within 0.3s: the cluster of context 'minikube'"):
+    with pytest.raises(
+        ClusterUnreachable, match=r"got no answer within 0.3s: the cluster of context 'minikube'"
+    ):
         Kubectl(printer()[0], timeout=0.3).run("get", "pods")
 
 
 def test_wrong_context_from_a_fake_is_classified_too(fake: FakeKubectl) -> None:
     fake.on("get", reply={"stderr": 'error: context "staging" does not exist\n', "exit": 1})
     fake.on("config", "get-contexts", reply={"stdout": "minikube\n"})
-    with pytest.raises(WrongContext, match=r"'staging' does not exist \(contexts in your kubeconfig: minikube\)"):
+    with pytest.raises(
+        WrongContext, match=r"'staging' does not exist \(contexts in your kubeconfig: minikube\)"
+    ):
         Kubectl(printer()[0], Target(context="staging")).run("get", "pods")

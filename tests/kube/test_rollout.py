@@ -31,7 +31,9 @@ def parsed(**fields: object) -> Deployment:
         ({}, True, "successfully rolled out"),
     ],
 )
-def test_rollout_state_follows_kubectl_rollout_status(fields: dict[str, object], done: bool, message: str) -> None:
+def test_rollout_state_follows_kubectl_rollout_status(
+    fields: dict[str, object], done: bool, message: str
+) -> None:
     state = evaluate(parsed(**fields))
     assert state.done is done
     assert message in state.message
@@ -71,7 +73,9 @@ def test_wait_prints_each_step_until_rolled_out(fake: FakeKubectl) -> None:
         "successfully rolled out",
     ]
     assert [text.index(step) for step in steps] == sorted(text.index(step) for step in steps)
-    assert text.count("$ kubectl get deployment/ml-model-deployment -o json") == 1  # printed once, polled quietly
+    assert (
+        text.count("$ kubectl get deployment/ml-model-deployment -o json") == 1
+    )  # printed once, polled quietly
     assert len(fake.calls()) == 4
 
 
@@ -115,7 +119,12 @@ def test_a_stalled_rollout_fails_at_the_deadline_with_the_pods_reason(fake: Fake
     [
         (cluster.pod("p", ready=False, waiting="CrashLoopBackOff"), "kubectl logs p --previous"),
         (
-            cluster.pod("p", ready=False, waiting="CreateContainerConfigError", message='secret "ml-model-secret" not found'),
+            cluster.pod(
+                "p",
+                ready=False,
+                waiting="CreateContainerConfigError",
+                message='secret "ml-model-secret" not found',
+            ),
             'secret "ml-model-secret" not found',
         ),
         (cluster.pod("p", ready=False), "readiness probe fails"),
@@ -133,10 +142,18 @@ def test_pod_problem_explains_in_one_phrase(pod: dict[str, object], expected: st
 
 def test_unschedulable_pod_quotes_the_scheduler() -> None:
     pending = cluster.pod("p", ready=False, phase="Pending")
-    pending["status"]["conditions"] = [  # type: ignore[index]
-        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes: Insufficient cpu."}
+    pending["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes: Insufficient cpu.",
+        }
     ]
-    assert pod_problem(msgspec.convert(pending, Pod)) == "pod p cannot be scheduled: 0/1 nodes: Insufficient cpu."
+    assert (
+        pod_problem(msgspec.convert(pending, Pod))
+        == "pod p cannot be scheduled: 0/1 nodes: Insufficient cpu."
+    )
 
 
 def test_dry_run_wait_prints_the_poll_and_returns(fake: FakeKubectl) -> None:

@@ -99,8 +99,24 @@ def _minikube_docker_env(minikube: Runner, profile: str, out: Output) -> dict[st
     return env
 
 
+def build_args(request: BuildRequest) -> list[str]:
+    """--build-arg values; MODEL_VERSION defaults to the tag (`ml-model:v3` → v3), the version the pods
+    then report, which is what `mlkube release` checks."""
+    given = list(request.build_args)
+    version = tag_of(request.tag)
+    if version and not any(arg.startswith("MODEL_VERSION=") for arg in given):
+        given.append(f"MODEL_VERSION={version}")
+    return given
+
+
+def tag_of(image: str) -> str | None:
+    """`ml-model:v3` → `v3`; `registry:5000/team/ml-model:v3@sha256:...` → `v3`; no tag → None."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
 def _build(engine: Runner, request: BuildRequest, dockerfile: Path) -> None:
     args = ["build", "-t", request.tag, "-f", str(dockerfile)]
-    for build_arg in request.build_args:
+    for build_arg in build_args(request):
         args += ["--build-arg", build_arg]
     engine.stream(*args, str(request.context))

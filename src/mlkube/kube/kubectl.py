@@ -49,6 +49,11 @@ class Kubectl(Runner):
         super().__init__("kubectl", out, dry_run=dry_run, timeout=timeout, install_hint=INSTALL_HINT)
         self.target = target or Target()
 
+    def in_namespace(self, namespace: str) -> Kubectl:
+        """The same runner aimed at another namespace."""
+        target = Target(self.target.context, namespace)
+        return Kubectl(self.out, target, dry_run=self.dry_run, timeout=self.timeout)
+
     def prefix(self) -> list[str]:
         flags: list[str] = []
         if self.target.context:

@@ -38,10 +38,33 @@ class EnvVar(_Object):
     value: str | None = None
 
 
+class NamedRef(_Object):
+    name: str = ""
+
+
+class EnvFromSource(_Object):
+    secret_ref: NamedRef | None = None
+
+
+class KeyToPath(_Object):
+    key: str = ""
+
+
+class SecretVolumeSource(_Object):
+    secret_name: str = ""
+    items: list[KeyToPath] = []
+
+
+class Volume(_Object):
+    name: str = ""
+    secret: SecretVolumeSource | None = None
+
+
 class Container(_Object):
     name: str
     image: str = ""
     env: list[EnvVar] = []
+    env_from: list[EnvFromSource] = []
 
     def env_value(self, name: str) -> str | None:
         return next((var.value for var in self.env if var.name == name), None)
@@ -49,6 +72,7 @@ class Container(_Object):
 
 class PodSpec(_Object):
     containers: list[Container] = []
+    volumes: list[Volume] = []
     node_name: str = ""
 
     def container(self, name: str) -> Container | None:

@@ -10,11 +10,12 @@ from mlkube.errors import ConfigError
 from mlkube.kube import names
 from mlkube.kube.errors import KubeError, ReleaseFailed, RolloutFailed, SmokeFailed
 from mlkube.kube.history import current_revision, recorded_version, revisions
+from mlkube.kube.image import tag_of
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
 from mlkube.kube.rollout import wait_for_rollout
 from mlkube.kube.secret import local_key
-from mlkube.kube.verify import smoke_service, wait_for_version
+from mlkube.kube.verify import probe_version, smoke_service, wait_for_version
 
 _DEPLOYMENT = f"deployment/{names.DEPLOYMENT}"
 
@@ -31,10 +32,8 @@ class Checks:
 
 
 def version_from_image(image: str) -> str | None:
-    """`ml-model:v3` → `v3`; `registry:5000/ml-model:v3@sha256:...` → `v3`; no tag → None."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
+    """The model version an image carries in its tag (`mlkube image build` builds it in)."""
+    return tag_of(image)
 
 
 def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Checks) -> None:
@@ -53,6 +52,8 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
     before = kubectl.get(Deployment, _DEPLOYMENT)
     old_revision = current_revision(before)
     old_version = recorded_version(before.spec.template, before.metadata.annotations)
+    if old_version is None and checks.smoke:
+        old_version = probe_version(kubectl, url=checks.url, api_key=key)
     out.info(
         f"releasing {image} (model {version}) to context {kubectl.current_context()!r}; "
         f"now revision {old_revision}: {_image(before)} (model {old_version or 'unknown'})"
@@ -102,29 +103,17 @@ def rollback(kubectl: Kubectl, to: int | None, checks: Checks) -> None:
 
 
 def _change(kubectl: Kubectl, image: str, version: str) -> None:
-    """Image, reported version and change-cause in ONE revision: paused, changed, resumed."""
-    cause = f"mlkube release {image} (model {version})"
-    kubectl.run("rollout", "pause", _DEPLOYMENT, note="so the changes below make one revision")
-    try:
-        kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
-        kubectl.run(
-            "set",
-            "env",
-            _DEPLOYMENT,
-            f"--containers={names.CONTAINER}",
-            f"{names.MODEL_VERSION_ENV}={version}",
-            note="the version the new pods report",
-        )
-        kubectl.run(
-            "annotate",
-            _DEPLOYMENT,
-            "--overwrite",
-            f"{names.CHANGE_CAUSE}={cause}",
-            f"{names.MODEL_VERSION_ANNOTATION}={version}",
-            note="shown by `kubectl rollout history`",
-        )
-    finally:
-        kubectl.run("rollout", "resume", _DEPLOYMENT)
+    """The notes' `kubectl set image`, then the change-cause on the new revision (after, not before: the
+    controller copies the Deployment's annotations onto the ReplicaSet of the current template)."""
+    kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
+    kubectl.run(
+        "annotate",
+        _DEPLOYMENT,
+        "--overwrite",
+        f"{names.CHANGE_CAUSE}=mlkube release {image} (model {version})",
+        f"{names.MODEL_VERSION_ANNOTATION}={version}",
+        note="shown by `kubectl rollout history`",
+    )
 
 
 def _undo(

@@ -17,6 +17,7 @@ _HINTS = {
     "ImagePullBackOff": "the image cannot be pulled: check its name and tag, and the registry's credentials",
     "CrashLoopBackOff": "the container keeps exiting: `kubectl logs {pod} --previous`",
     "CreateContainerConfigError": "a ConfigMap or Secret the pod needs is missing",
+    "ContainerCreating": "if it stays, a volume is missing (the key's Secret?): `kubectl describe pod {pod}`",
 }
 
 

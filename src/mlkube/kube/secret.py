@@ -12,6 +12,7 @@ import msgspec
 from mlkube.errors import ConfigError
 from mlkube.kube import names
 from mlkube.kube.kubectl import Kubectl
+from mlkube.kube.objects import Deployment, PodSpec
 
 KEY_ENV = "MLKUBE_API_KEY"
 
@@ -73,7 +74,7 @@ def ensure_secret(kubectl: Kubectl, key: str | None, name: str = names.SECRET) -
     if key is None:
         out.warn(
             f"Secret {name} is missing and no key was given (--api-key-file FILE or ${KEY_ENV}): "
-            "pods that need it will not start"
+            "unless the overlay generates it (components/api-key-secret), the pods will not start"
         )
         return
     kubectl.run(
@@ -86,10 +87,27 @@ def ensure_secret(kubectl: Kubectl, key: str | None, name: str = names.SECRET) -
     out.ok(f"Secret {name} created; the key was piped on stdin and is not shown")
 
 
-def cluster_key(kubectl: Kubectl, name: str = names.SECRET) -> str | None:
-    """The first key stored in the cluster's Secret (to call the service), or None without one."""
+def mounted_secret(spec: PodSpec) -> str:
+    """The Secret the pods take their key from: a secret volume or envFrom (a generator may have added
+    a hash suffix to its name), else the notes' name."""
+    for volume in spec.volumes:
+        mounted = volume.secret
+        keys = [item.key for item in mounted.items] if mounted and mounted.items else [names.SECRET_KEY]
+        if mounted and mounted.secret_name and names.SECRET_KEY in keys:
+            return mounted.secret_name
+    for container in spec.containers:
+        for source in container.env_from:
+            if source.secret_ref is not None and source.secret_ref.name:
+                return source.secret_ref.name
+    return names.SECRET
+
+
+def cluster_key(kubectl: Kubectl) -> str | None:
+    """The first key in the Secret the Deployment uses (to call the service), or None without one."""
     if kubectl.dry_run:
         return None
+    deployment = kubectl.find(Deployment, f"deployment/{names.DEPLOYMENT}", quiet=True)
+    name = mounted_secret(deployment.spec.template.spec) if deployment else names.SECRET
     completed = kubectl.run(
         "get",
         "secret",

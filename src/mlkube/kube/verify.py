@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlkube.kube.endpoint import service_endpoint
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.secret import cluster_key
-from mlkube.kube.smoke import SmokeReport, print_report, smoke, wait_until_answers
+from mlkube.kube.smoke import SmokeReport, print_report, run_smoke, smoke, wait_until_answers
 
 
 def smoke_service(
@@ -18,6 +18,21 @@ def smoke_service(
     key = api_key or (cluster_key(kubectl) if url is None else None)
     with service_endpoint(kubectl, url) as found:
         return smoke(kubectl.out, found, api_key=key, expect_version=expect_version)
+
+
+def probe_version(kubectl: Kubectl, *, url: str | None, api_key: str | None) -> str | None:
+    """The version the Service reports now (before a release), or None when it does not answer."""
+    key = api_key or (cluster_key(kubectl) if url is None else None)
+    with service_endpoint(kubectl, url) as found:
+        report = run_smoke(found, api_key=key)
+    if not report.ok or len(report.versions) != 1:
+        kubectl.out.warn(
+            f"the running version does not answer well ({report.failures()}): a rollback is not checked"
+        )
+        return None
+    version = next(iter(report.versions))
+    kubectl.out.info(f"the Service answers with model {version}")
+    return version
 
 
 def wait_for_version(
