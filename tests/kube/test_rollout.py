@@ -140,6 +140,17 @@ def test_pod_problem_explains_in_one_phrase(pod: dict[str, object], expected: st
         assert expected in problem
 
 
+def test_an_oom_killed_crash_loop_says_memory() -> None:
+    crashing = cluster.pod("p", ready=False, waiting="CrashLoopBackOff", restarts=4)
+    crashing["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {"reason": "OOMKilled", "exitCode": 137}
+    }
+    assert pod_problem(msgspec.convert(crashing, Pod)) == (
+        "pod p: CrashLoopBackOff (last exit: OOMKilled, code 137) - "
+        "it ran out of memory: raise resources.limits.memory"
+    )
+
+
 def test_unschedulable_pod_quotes_the_scheduler() -> None:
     pending = cluster.pod("p", ready=False, phase="Pending")
     pending["status"]["conditions"] = [

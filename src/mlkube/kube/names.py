@@ -16,4 +16,3 @@ MODEL_VERSION_ANNOTATION = "mlkube.io/model-version"
 MODEL_VERSION_ENV = "MODEL_VERSION"
 
 MANIFESTS = "deploy/kubernetes"
-OVERLAYS = ("minikube", "production")

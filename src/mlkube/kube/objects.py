@@ -26,7 +26,6 @@ class Metadata(_Object):
     namespace: str = ""
     uid: str = ""
     generation: int = 0
-    creation_timestamp: str = ""
     deletion_timestamp: str | None = None
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
@@ -153,7 +152,6 @@ class ContainerStateWaiting(_Object):
 class ContainerStateTerminated(_Object):
     reason: str = ""
     exit_code: int = 0
-    message: str = ""
 
 
 class ContainerState(_Object):

@@ -114,6 +114,11 @@ def pod_problem(pod: Pod) -> str | None:
         if waiting is not None and waiting.reason:
             hint = _HINTS.get(waiting.reason, "`kubectl describe pod " + name + "`").format(pod=name)
             detail = f" ({waiting.message})" if waiting.message else ""
+            last = status.last_state.terminated
+            if last is not None and last.reason:
+                detail += f" (last exit: {last.reason}, code {last.exit_code})"
+            if last is not None and last.reason == "OOMKilled":
+                hint = "it ran out of memory: raise resources.limits.memory"
             return f"pod {name}: {waiting.reason}{detail} - {hint}"
         if status.state.running is not None and not status.ready:
             return (
