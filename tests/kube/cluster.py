@@ -107,13 +107,14 @@ def pod(
     waiting: str | None = None,
     message: str = "",
     phase: str = "Running",
+    image: str = "ml-model:v3",
 ) -> dict[str, Any]:
     state: dict[str, Any] = (
         {"waiting": {"reason": waiting, "message": message}} if waiting else {"running": {}}
     )
     return {
         "metadata": {"name": name, "labels": SELECTOR},
-        "spec": {"nodeName": node, "containers": [{"name": "ml-model"}]},
+        "spec": {"nodeName": node, "containers": [{"name": "ml-model", "image": image}]},
         "status": {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],

@@ -110,7 +110,7 @@ def test_a_stalled_rollout_fails_at_the_deadline_with_the_pods_reason(fake: Fake
     message = str(raised.value)
     assert message.startswith("not rolled out after 0.5s (1 of 2 new replicas updated)")
     assert "pod new-1: ErrImageNeverPull" in message
-    assert "mlkube image build --minikube" in message
+    assert "`mlkube image build --minikube --tag ml-model:v3`" in message
     assert "old-1" not in message
 
 

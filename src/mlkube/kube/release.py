@@ -52,12 +52,12 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
     before = kubectl.get(Deployment, _DEPLOYMENT)
     old_revision = current_revision(before)
     old_version = recorded_version(before.spec.template, before.metadata.annotations)
-    if old_version is None and checks.smoke:
-        old_version = probe_version(kubectl, url=checks.url, api_key=key)
     out.info(
         f"releasing {image} (model {version}) to context {kubectl.current_context()!r}; "
-        f"now revision {old_revision}: {_image(before)} (model {old_version or 'unknown'})"
+        f"now revision {old_revision}: {_image(before)} (model {old_version or 'not recorded'})"
     )
+    if old_version is None and checks.smoke:
+        old_version = probe_version(kubectl, url=checks.url, api_key=key)
     _change(kubectl, image, version)
     try:
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)

@@ -12,7 +12,7 @@ from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, ObjectList, Pod
 
 _HINTS = {
-    "ErrImageNeverPull": "the image is not on the node: build it there (`mlkube image build --minikube`)",
+    "ErrImageNeverPull": "the image is not on the node: `mlkube image build --minikube --tag {image}`",
     "ErrImagePull": "the image cannot be pulled: check its name and tag, and the registry's credentials",
     "ImagePullBackOff": "the image cannot be pulled: check its name and tag, and the registry's credentials",
     "CrashLoopBackOff": "the container keeps exiting: `kubectl logs {pod} --previous`",
@@ -112,7 +112,9 @@ def pod_problem(pod: Pod) -> str | None:
     for status in pod.status.container_statuses:
         waiting = status.state.waiting
         if waiting is not None and waiting.reason:
-            hint = _HINTS.get(waiting.reason, "`kubectl describe pod " + name + "`").format(pod=name)
+            container = pod.spec.container(status.name)
+            image = container.image if container and container.image else "IMAGE"
+            hint = _HINTS.get(waiting.reason, "`kubectl describe pod {pod}`").format(pod=name, image=image)
             detail = f" ({waiting.message})" if waiting.message else ""
             last = status.last_state.terminated
             if last is not None and last.reason:
