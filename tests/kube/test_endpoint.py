@@ -9,7 +9,7 @@ from mlkube.kube.errors import ClusterUnreachable, KubeError
 from mlkube.kube.httpclient import HttpClient
 from mlkube.kube.kubectl import Kubectl
 from tests.kube import cluster
-from tests.kube.conftest import host_port
+from tests.kube.conftest import host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.kube.test_kubectl import printer
 from tests.support import RunningServer
@@ -88,3 +88,15 @@ def test_a_given_url_needs_no_cluster(fake: FakeKubectl) -> None:
     with service_endpoint(Kubectl(printer()[0]), "http://example.test:8080/") as url:
         assert url == "http://example.test:8080"
     assert fake.calls() == []
+
+
+def test_mlkube_smoke_without_url_finds_the_service(fake: FakeKubectl, server_v1: RunningServer) -> None:
+    fake.on("get", "service/ml-model-service", reply=reply_json(cluster.service("ClusterIP", None)))
+    fake.on("get", "deployment/ml-model-deployment", reply=reply_json(cluster.deployment()))
+    fake.on("get", "secret", "ml-model-secret", reply={"stdout": ""})
+    fake.on("config", "current-context", reply={"stdout": "kind-kind\n"})
+    fake.on("port-forward", "service/ml-model-service", reply={"forward_to": host_port(server_v1)})
+    result = run_cli("smoke", "--expect-version", "v1", "-n", "ml")
+    assert result.exit_code == 0, result.output
+    assert "✓ reported version: v1 as expected" in result.stdout
+    assert all(call.argv[:2] == ["--namespace", "ml"] for call in fake.calls())

@@ -20,7 +20,6 @@ from mlkube.kube.kubectl import Kubectl, Target
 from mlkube.kube.load import parse_duration
 from mlkube.kube.output import Output
 from mlkube.kube.secret import local_key
-from mlkube.kube.smoke import smoke as smoke_url
 
 ContextOpt = Annotated[
     str | None, typer.Option("--context", help="kubectl context (default: the current one).")
@@ -123,13 +122,8 @@ def smoke(
 ) -> None:
     """Check /ready, the notes' /predict payload and a batch; exit 0 only when every check passes."""
     with friendly_errors():
-        key = local_key(api_key_file)
-        if url:
-            smoke_url(Output(), url, api_key=key, expect_version=expect_version)
-        else:
-            verify.smoke_service(
-                _kubectl(context, namespace), url=None, api_key=key, expect_version=expect_version
-            )
+        kubectl, key = _kubectl(context, namespace), local_key(api_key_file)
+        verify.smoke_service(kubectl, url=url, api_key=key, expect_version=expect_version)
 
 
 def release(
