@@ -56,7 +56,7 @@ def service_endpoint(kubectl: Kubectl, url: str | None = None) -> Iterator[str]:
         with minikube_service_url(runner, profile, kubectl.target.namespace) as found:
             yield found
         return
-    kubectl.out.info(f"no --url: reaching {service.spec.type} Service {names.SERVICE} through a port-forward")
+    kubectl.out.info(f"no --url: a port-forward to Service {names.SERVICE} (it sticks to one pod)")
     with port_forward(kubectl, f"service/{names.SERVICE}", port) as found:
         yield found
 
