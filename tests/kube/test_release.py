@@ -112,11 +112,11 @@ def test_a_stalled_rollout_is_undone_and_the_old_version_answers_again(
     )
     fake.on("get", "pods", phase="rolling", reply=reply_json(STALLED_PODS))
     undo_steps(fake, server_v1)
-    result = run_cli("release", "--image", "ml-model:v3", "--timeout", "0.5", "--poll", "0.05")
+    result = run_cli("release", "--image", "ml-model:v3", "--timeout", "1.5", "--poll", "0.05")
     assert result.exit_code == 1
     assert "kubectl rollout undo deployment/ml-model-deployment --to-revision=1" in fake.lines()
     reason = result.stderr.strip()
-    assert reason.startswith("error: not rolled out after 0.5s (1 of 2 new replicas updated); ")
+    assert reason.startswith("error: not rolled out after 1.5s (1 of 2 new replicas updated); ")
     assert "pod ml-model-deployment-new-a: ErrImageNeverPull" in reason
     assert reason.endswith("rolled back to revision 1: v1 answers again")
     assert "✓ reported version: v1 as expected" in result.stdout  # the old pods, checked after the undo
@@ -184,7 +184,7 @@ def test_without_a_recorded_version_the_running_one_is_asked_first(
     )
     fake.on("get", "pods", phase="rolling", reply=reply_json(STALLED_PODS))
     undo_steps(fake, server_v1)
-    result = run_cli("release", "--image", "ml-model:v3", "--timeout", "0.3", "--poll", "0.05")
+    result = run_cli("release", "--image", "ml-model:v3", "--timeout", "1.5", "--poll", "0.05")
     assert "the Service answers with model v1" in result.stdout
     assert [c.phase for c in fake.calls() if c.argv[:1] == ["port-forward"]] == ["start", "undone"]
     assert result.exit_code == 1
