@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlkube.cli import model_commands, serve_commands
+from mlkube.cli import kube_commands, model_commands, serve_commands
 
 app = typer.Typer(
     name="mlkube",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 model_commands.register(app)
 serve_commands.register(app)
+kube_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+"""`mlkube deploy`: the notes' steps 2-4 (apply, verify, test) as one command that waits and checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlkube.kube import names
+from mlkube.kube.errors import KubeError
+from mlkube.kube.kubectl import Kubectl
+from mlkube.kube.objects import Deployment
+from mlkube.kube.rollout import wait_for_rollout
+from mlkube.kube.secret import ensure_secret, local_key, mounted_secret
+from mlkube.kube.verify import smoke_service
+
+_NAMESPACE = re.compile(r"^namespace:\s*(\S+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    overlay: str = "minikube"
+    manifests: Path = Path(names.MANIFESTS)
+    api_key_file: Path | None = None
+    deadline: float = 180.0
+    poll: float = 1.0
+    smoke: bool = True
+    url: str | None = None
+
+
+def overlay_dir(manifests: Path, overlay: str) -> Path:
+    folder = manifests / "overlays" / overlay
+    if not (folder / "kustomization.yaml").is_file():
+        known = sorted(p.name for p in (manifests / "overlays").glob("*") if p.is_dir())
+        where = (
+            f"overlays here: {', '.join(known)}"
+            if known
+            else "run from the repository root or pass --manifests"
+        )
+        raise KubeError(f"no kustomize overlay at {folder} ({where})")
+    return folder
+
+
+def overlay_namespace(folder: Path) -> str | None:
+    """The `namespace:` an overlay's kustomization.yaml sets for everything it renders, if any."""
+    text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
+    match = _NAMESPACE.search(text)
+    return match.group(1).strip("'\"") if match else None
+
+
+def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
+    """Apply the overlay, create the Secret if missing, wait for the rollout, smoke-test the Service."""
+    folder = overlay_dir(request.manifests, request.overlay)
+    key = local_key(request.api_key_file)
+    namespace = overlay_namespace(folder)
+    if namespace and not kubectl.target.namespace:
+        kubectl = kubectl.in_namespace(namespace)
+        kubectl.out.info(f"namespace {namespace!r} (set by the overlay)")
+    out = kubectl.out
+    if not kubectl.dry_run:
+        out.info(f"deploying overlay {request.overlay!r} to kubectl context {kubectl.current_context()!r}")
+    applied = kubectl.run("apply", "-k", str(folder))
+    for line in applied.stdout.splitlines():
+        out.info(f"  {line}")
+    # After the apply: the overlay may create the namespace, or generate the Secret under a hashed name.
+    # Pods waiting for a missing Secret start as soon as it exists.
+    created = (
+        None if kubectl.dry_run else kubectl.find(Deployment, f"deployment/{names.DEPLOYMENT}", quiet=True)
+    )
+    ensure_secret(kubectl, key, mounted_secret(created.spec.template.spec) if created else names.SECRET)
+    deployment = wait_for_rollout(kubectl, deadline=request.deadline, poll=request.poll)
+    if request.smoke:
+        smoke_service(kubectl, url=request.url, api_key=key, expect_version=None)
+    if deployment is not None:
+        out.ok(f"deployed: {deployment.status.ready_replicas} of {deployment.desired} pods ready")
