@@ -225,7 +225,10 @@ def test_serving_install_has_no_training_library(image: Image) -> None:
 def test_build_trains_the_labelled_model_version(image: Image) -> None:
     arguments = image.dockerfile.stage("model-train").merged("ARG")
     bundle = image.path(f"/app/models/{arguments['MODEL_NAME']}/{arguments['MODEL_VERSION']}")
-    assert sorted(p.name for p in bundle.iterdir()) == ["metadata.json", "model.onnx", "model.skops"]
+    listed = json.loads((bundle / "metadata.json").read_text())["files"]
+    assert {"model.onnx", "model.skops", "report.md"} <= set(listed)
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["metadata.json", *listed])
+    assert json.loads((bundle / "metadata.json").read_text())["version"] == arguments["MODEL_VERSION"]
 
 
 def test_pod_becomes_ready_on_a_read_only_filesystem(pod: Pod) -> None:
