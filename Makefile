@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint unit bench bench-quick train clean
+.PHONY: run test lint unit bench bench-quick train clean reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ train: $(STAMP)
 	$(BIN)/mlkube train
 
 ## test: lint, then the whole test suite
-test: lint unit
+test: lint unit reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -29,7 +29,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/reliability
+
+## reliability: soak, overload, faults, hostile input, fuzzing, secrets (~4 min; figures in test-artifacts/reliability.json)
+reliability: $(STAMP)
+	$(BIN)/pytest tests/reliability -s
 
 ## bench: the full benchmark against the notes' app and MLServer (writes bench/RESULTS.md)
 bench: $(STAMP)
