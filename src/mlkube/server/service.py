@@ -39,8 +39,7 @@ class ModelService:
     def load(self) -> None:
         """Load the predictor; on failure stay not-ready with one log line naming the problem."""
         if self.bundle is None:
-            log.error("model not loaded: %s", self.reason)
-            return
+            return  # the runner refused the bundle and said why, once: not once more per worker
         try:
             self.class_names = self._display_class_names(self.bundle)
             self.predictor = load_predictor(self.bundle, self.settings.model_runtime)
