@@ -205,6 +205,8 @@ def _decode(body: bytes) -> PredictRequest:
         raise InvalidInput(_readable(str(error))) from None
     except msgspec.DecodeError as error:
         raise RequestError(f"body is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec's guard against nesting deep enough to overflow the C stack
+        raise RequestError("body is not valid JSON: nested too deeply") from None
 
 
 def _readable(message: str) -> str:
