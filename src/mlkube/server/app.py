@@ -42,6 +42,12 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _JSON_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
 
 
+class Overloaded(RequestError):
+    """More than MAX_IN_FLIGHT requests in this worker: shed this one (503, Retry-After, then close)."""
+
+    status = 503
+
+
 class App:
     """One worker's application: routes, auth, limits, logging and metrics around a `ModelService`."""
 
@@ -119,9 +125,8 @@ class App:
 
     def _check_in_flight(self) -> None:
         if self._in_flight > self.settings.max_in_flight:
-            raise RequestError(
-                f"overloaded: more than MAX_IN_FLIGHT={self.settings.max_in_flight} requests in this worker",
-                status=503,
+            raise Overloaded(
+                f"overloaded: more than MAX_IN_FLIGHT={self.settings.max_in_flight} requests in this worker"
             )
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
@@ -227,6 +232,8 @@ def _error_for(error: RequestError) -> Response:
         response.headers.append(("www-authenticate", 'Bearer realm="mlkube"'))
     if error.status == 503:
         response.headers.append(("retry-after", "1"))
+    if isinstance(error, Overloaded):
+        response.headers.append(("connection", "close"))
     return response
 
 
