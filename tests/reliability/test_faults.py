@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+from mlkube.server.app import BODY_SECONDS
 from tests.conftest import NOTES_ROW
 from tests.reliability import traffic
 from tests.reliability.loadgen import Connection, Reply, Tally, build_request, fixed_rate
@@ -151,7 +152,7 @@ def test_a_sigkilled_worker_is_replaced_and_only_its_in_flight_requests_fail(mod
         requests=tally.total,
         failed=tally.failed,
         failed_by_kind=dict(tally.errors),
-        replaced_after_s=replaced_after,
+        new_worker_after_s=replaced_after,
         ready_probes_ok=f"{ready}/20",
     )
     assert victim not in workers
@@ -196,3 +197,51 @@ def test_a_client_trickling_its_body_does_not_block_other_clients(model_dir: Pat
     assert others.failed == 0
     assert others.statuses[200] == 150
     assert worst < 0.5
+
+
+# --- a client that stops sending its body is cut off, and its slot freed -------------------------------
+
+
+async def stall_then_probe(url: str, stalled: int) -> tuple[list[int], list[Reply], float]:
+    """`stalled` clients send headers and part of a body, then nothing; meanwhile /predict is tried."""
+    head, body = notes_row_head_and_body()
+    connections = [Connection(url) for _ in range(stalled)]
+    started = time.monotonic()
+    cut_off = [
+        asyncio.create_task(connection.request_in_parts([head + body[:10]], 0.0, timeout=BODY_SECONDS + 5))
+        for connection in connections
+    ]
+    await asyncio.sleep(0.5)
+    probe = Connection(url)
+    statuses = []
+    try:
+        while time.monotonic() - started < BODY_SECONDS + 5:
+            statuses.append((await probe.request(traffic.notes_row().raw)).status)
+            if statuses[-1] == 200:
+                break
+            await asyncio.sleep(0.5)
+        replies = await asyncio.gather(*cut_off)
+    finally:
+        for connection in [*connections, probe]:
+            await connection.close()
+    return statuses, list(replies), time.monotonic() - started
+
+
+def test_clients_that_stop_sending_their_body_are_cut_off_and_free_their_slots(model_dir: Path) -> None:
+    max_in_flight = 3
+    env = {"MODEL_DIR": str(model_dir), "WORKERS": "1", "MAX_IN_FLIGHT": str(max_in_flight)}
+    with start_server(env) as server:
+        statuses, replies, seconds = asyncio.run(stall_then_probe(server.url, max_in_flight))
+
+    record(
+        "stalled_body",
+        stalled_clients=max_in_flight,
+        cut_off_statuses=sorted({reply.status for reply in replies}),
+        cut_off_after_s=max(reply.seconds for reply in replies),
+        predict_statuses_meanwhile=sorted(set(statuses)),
+        served_again_after_s=seconds,
+    )
+    assert statuses[0] == 503, "the stalled clients should hold every slot at first"
+    assert statuses[-1] == 200
+    assert {reply.status for reply in replies} == {408}
+    assert all(BODY_SECONDS <= reply.seconds < BODY_SECONDS + 2 for reply in replies)
