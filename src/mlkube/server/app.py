@@ -141,6 +141,10 @@ class App:
             response = await self._respond(found, request, protocol)
         except RequestError as error:
             response = _error_for(error)
+            if not request.body and _has_body(headers):
+                # answered without reading the body: hyper will close the connection, so say so, or the
+                # client may send its next request on it and lose it
+                response.headers.append(("connection", "close"))
         except Exception:
             log.exception("unexpected error", extra={"request_id": request.request_id, "path": request.path})
             response = error_response(
@@ -293,9 +297,11 @@ def _error_for(error: RequestError) -> Response:
         response.headers.append(("www-authenticate", 'Bearer realm="mlkube"'))
     if error.status == 503:
         response.headers.append(("retry-after", "1"))
-    if isinstance(error, (Overloaded, RequestTimeout)):
-        response.headers.append(("connection", "close"))
     return response
+
+
+def _has_body(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 def _request_id(headers: Mapping[str, str]) -> str:
