@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TOOLS  := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat deploy/requirements-tools.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint unit bench bench-quick train clean tools manifests
+.PHONY: run test lint unit reliability bench bench-quick train clean tools manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ train: $(STAMP)
 	$(BIN)/mlkube train
 
 ## test: lint, then the whole test suite
-test: lint unit
+test: lint unit reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -40,7 +40,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/reliability
+
+## reliability: soak, overload, faults, hostile input, fuzzing, secrets (~4 min; figures in test-artifacts/reliability.json)
+reliability: $(STAMP)
+	$(BIN)/pytest tests/reliability -s
 
 ## manifests: the image recipe and every overlay: render, schemas 1.30-1.35, checkov, hadolint, structure
 manifests: $(STAMP) $(TOOLS_STAMP)

@@ -24,7 +24,7 @@ def test_notes_configmap_and_secret_keys_are_read() -> None:
             "CLASS_NAMES": "setosa, versicolor,virginica",
             "MODEL_VERSION": "v2",
             "LOG_LEVEL": "debug",
-            "API_KEY": "k1,k2",
+            "API_KEY": "k1,k2",  # pragma: allowlist secret
         }
     )
     assert settings.class_names == ("setosa", "versicolor", "virginica")

@@ -6,6 +6,7 @@ each worker process; `build_app` is called there, after the fork, so each worker
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -41,8 +42,50 @@ log = logging.getLogger("mlkube.server")
 _encode = msgspec.json.Encoder().encode
 _decode_predict = msgspec.json.Decoder(PredictRequest).decode
 _HEALTHY = _encode(Health("healthy"))
+BODY_SECONDS = 10.0  # as long as granian gives a client for its headers (header_read_timeout)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _JSON_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
+
+
+class Overloaded(RequestError):
+    """More than MAX_IN_FLIGHT requests in this worker: shed this one (503, Retry-After, then close)."""
+
+    status = 503
+
+
+class RequestTimeout(RequestError):
+    """The client did not send its whole body within BODY_SECONDS."""
+
+    status = 408
+
+
+class BodyDeadlines:
+    """The requests of a worker that are reading a body; a timer cancels those reading for too long.
+
+    Without it, a client that sends its headers and then trickles its body, or stops, holds a MAX_IN_FLIGHT
+    slot and a connection forever (granian's header_read_timeout stops at the headers). Per request the
+    app only adds and removes its task in `reading` (with the current tick); the check runs once a second.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reading: dict[asyncio.Task[Any] | None, int] = {}  # None: outside a task (never in granian)
+        self.expired: set[asyncio.Task[Any]] = set()
+        self.tick = 0
+        self._call_later: Any = None
+
+    def attach(self, call_later: Any) -> None:
+        self._call_later = call_later
+        call_later(1.0, self._sweep)
+
+    def _sweep(self) -> None:
+        self.tick += 1
+        oldest = self.tick - self.seconds
+        for task, started in list(self.reading.items()):
+            if task is not None and started < oldest and task not in self.expired:
+                self.expired.add(task)
+                task.cancel()
+        self._call_later(1.0, self._sweep)
 
 
 class App:
@@ -56,6 +99,7 @@ class App:
         self._drain_marker = str(drain_marker)
         self._keys = [key.encode() for key in settings.api_key]
         self._in_flight = 0
+        self.body_deadlines = BodyDeadlines(BODY_SECONDS)
         self.router = Router(self.routes())
 
     def routes(self) -> list[Route]:
@@ -76,6 +120,7 @@ class App:
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
         self.metrics.attach(loop.call_later)
         self.access_log.attach(loop.call_later)
+        self.body_deadlines.attach(loop.call_later)
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.metrics.flush()
@@ -96,6 +141,10 @@ class App:
             response = await self._respond(found, request, protocol)
         except RequestError as error:
             response = _error_for(error)
+            if not request.body and _has_body(headers):
+                # answered without reading the body: hyper will close the connection, so say so, or the
+                # client may send its next request on it and lose it
+                response.headers.append(("connection", "close"))
         except Exception:
             log.exception("unexpected error", extra={"request_id": request.request_id, "path": request.path})
             response = error_response(
@@ -125,9 +174,8 @@ class App:
 
     def _check_in_flight(self) -> None:
         if self._in_flight > self.settings.max_in_flight:
-            raise RequestError(
-                f"overloaded: more than MAX_IN_FLIGHT={self.settings.max_in_flight} requests in this worker",
-                status=503,
+            raise Overloaded(
+                f"overloaded: more than MAX_IN_FLIGHT={self.settings.max_in_flight} requests in this worker"
             )
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
@@ -143,6 +191,22 @@ class App:
             raise Unauthorized("invalid API key")
 
     async def _read_body(self, headers: Mapping[str, str], protocol: Any) -> bytes:
+        deadlines = self.body_deadlines
+        task = asyncio.current_task()
+        deadlines.reading[task] = deadlines.tick
+        try:
+            return await self._receive(headers, protocol)
+        except asyncio.CancelledError:
+            if task is None or task not in deadlines.expired:
+                raise
+            deadlines.expired.discard(task)
+            if hasattr(task, "uncancel"):  # Python >= 3.11: this cancellation is handled
+                task.uncancel()
+            raise RequestTimeout(f"request body not received within {BODY_SECONDS:g} s") from None
+        finally:
+            del deadlines.reading[task]
+
+    async def _receive(self, headers: Mapping[str, str], protocol: Any) -> bytes:
         limit = self.settings.max_body_bytes
         declared = _content_length(headers)
         if declared is not None:
@@ -211,6 +275,8 @@ def _decode(body: bytes) -> PredictRequest:
         raise InvalidInput(_readable(str(error))) from None
     except msgspec.DecodeError as error:
         raise RequestError(f"body is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec's guard against nesting deep enough to overflow the C stack
+        raise RequestError("body is not valid JSON: nested too deeply") from None
 
 
 def _readable(message: str) -> str:
@@ -232,6 +298,10 @@ def _error_for(error: RequestError) -> Response:
     if error.status == 503:
         response.headers.append(("retry-after", "1"))
     return response
+
+
+def _has_body(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 def _request_id(headers: Mapping[str, str]) -> str:

@@ -26,6 +26,7 @@ from mlkube.settings import Settings
 
 log = logging.getLogger("mlkube.server")
 DRAIN_MARKER = "draining"
+GRANIAN_BACKLOG = 1024  # granian's default listen backlog
 _CGROUP_V2_CPU = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 _CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -77,6 +78,17 @@ def cgroup_cpu_limit(v2: Path = _CGROUP_V2_CPU, v1_quota: Path = _CGROUP_V1_QUOT
     return None
 
 
+def connection_limit(max_in_flight: int, workers: int, backlog: int = GRANIAN_BACKLOG) -> int:
+    """Connections one worker accepts (granian's `backpressure`): always above MAX_IN_FLIGHT.
+
+    granian takes a permit before accept() and holds it until the connection closes, idle keep-alive time
+    included; past the limit connections wait unanswered in the kernel's backlog. Keeping it at twice
+    MAX_IN_FLIGHT (at least granian's own default, backlog/workers) lets excess requests reach the app,
+    which answers them 503 at once, instead of leaving clients hanging.
+    """
+    return max(backlog // workers, 2 * max_in_flight)
+
+
 def _prepare_runtime_dir() -> Path:
     """Where the workers share state: Prometheus' multiprocess files and the drain marker (under TMPDIR)."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="mlkube-"))
@@ -110,6 +122,7 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
         interface=Interfaces.RSGI,
         workers=workers,
         websockets=False,
+        backpressure=connection_limit(settings.max_in_flight, workers),
         http1_settings=HTTP1Settings(header_read_timeout=10_000),
         log_dictconfig=logging_config(settings.log_level),
         respawn_failed_workers=True,
