@@ -1,18 +1,18 @@
 """The notes' whole flow with the mlkube commands, against a real minikube or kind cluster.
 
-Runs only with MLKUBE_E2E=1 and a reachable cluster (KUBECONFIG / the current context); otherwise every
-test skips with that reason. The tests run in file order, each building on the one before:
-image build (v2, v3) → deploy → status → smoke → release v3 → history → a broken release rolled back →
-rollback to the v2 revision → load. Use a fresh cluster (or namespace): the overlay is applied to it.
+Runs only with MLKUBE_E2E=1 and a reachable cluster (the `kubectl` fixture of conftest.py); otherwise every
+test skips with that reason. Everything happens in a namespace of this module's own, deleted at the end.
+The tests run in file order, each building on the one before: image build (v2, v3) → deploy → status →
+smoke → release v3 → history → a broken release rolled back → rollback to the v2 revision → load.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,40 +21,39 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = secrets.token_urlsafe(24)
-
-
-def _skip_reason() -> str | None:
-    if os.environ.get("MLKUBE_E2E") != "1":
-        return "set MLKUBE_E2E=1 to run against a real cluster (minikube or kind)"
-    if shutil.which("kubectl") is None:
-        return "kubectl is not on PATH"
-    probe = subprocess.run(
-        ["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=30, check=False
-    )
-    if probe.returncode != 0:
-        lines = probe.stderr.strip().splitlines() or ["no answer"]
-        return f"no reachable Kubernetes cluster: {lines[-1]}"
-    return None
-
-
-def _context() -> str:
-    return subprocess.run(
-        ["kubectl", "config", "current-context"], capture_output=True, text=True, timeout=30, check=False
-    ).stdout.strip()
+NAMESPACE: list[str] = []  # the module's namespace, set by the fixture below
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cluster() -> str:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    return _context()
+def own_namespace(kubectl: str) -> Iterator[str]:
+    """A namespace of this module's own (the `kubectl` fixture skips without MLKUBE_E2E=1 or a cluster)."""
+    name = f"mlkube-cli-e2e-{secrets.token_hex(3)}"
+    subprocess.run([kubectl, "create", "namespace", name], check=True, capture_output=True, timeout=60)
+    NAMESPACE.append(name)
+    try:
+        yield name
+    finally:
+        NAMESPACE.clear()
+        subprocess.run(
+            [kubectl, "delete", "namespace", name, "--wait=false"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
 
-def mlkube(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def context(kubectl: str) -> str:
+    return subprocess.run(
+        [kubectl, "config", "current-context"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.strip()
+
+
+def mlkube(*args: str, timeout: float = 600, namespaced: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLKUBE_API_KEY": KEY}
+    flags = ["--namespace", NAMESPACE[0]] if namespaced else []
     result = subprocess.run(
-        [sys.executable, "-m", "mlkube", *args],
+        [sys.executable, "-m", "mlkube", *args, *flags],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -74,9 +73,9 @@ def image_target(context: str) -> list[str]:
     pytest.skip(f"context {context!r} is neither minikube nor kind: build and push the images yourself")
 
 
-def test_image_build_v2_and_v3(cluster: str) -> None:
+def test_image_build_v2_and_v3(context: str) -> None:
     for tag in ("ml-model:v2", "ml-model:v3"):
-        built = mlkube("image", "build", "--tag", tag, *image_target(cluster), timeout=1800)
+        built = mlkube("image", "build", "--tag", tag, *image_target(context), timeout=1800, namespaced=False)
         assert built.returncode == 0
         assert f"image {tag} built into" in built.stdout
 

