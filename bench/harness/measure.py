@@ -1,0 +1,236 @@
+"""One round on one server: start it, check one answer, warm up, run every load point, read memory, stop.
+
+Every load point is one wrk run; around it the harness snapshots the CPU time of the server's whole
+process tree, so CPU per request covers all of the server's processes (workers, supervisor, helpers).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import procs
+from harness.peers import Peer
+from harness.wrk import Request, run_wrk, write_script
+
+
+@dataclass(frozen=True)
+class Config:
+    rounds: int
+    seconds: int
+    warmup_seconds: int
+    single_concurrency: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    batch_concurrency: int
+    floor_concurrency: tuple[int, ...]
+    variant_concurrency: int
+    wrk_cpu: int | None
+    server_cpus: str | None
+    ready_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Point:
+    kind: str  # "single" (one row, c varies), "batch" (rows vary, c fixed) or "floor" (no-op route)
+    concurrency: int
+    rows: int
+    request: Request
+
+
+@dataclass
+class Sample:
+    """One wrk run against one server in one round."""
+
+    server: str
+    round: int
+    kind: str
+    concurrency: int
+    rows: int
+    seconds: float
+    requests_ok: int
+    non_2xx: int
+    socket_errors: int
+    rps: float
+    rows_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_us_per_request: float
+    output_lines_per_request: float
+    server_cores: float
+    wrk_cores: float
+    other_cores: float
+    """CPUs busy with neither the server nor wrk: other work on the machine, which skews the point."""
+    steal_cores: float
+    worker_shares: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """One start-to-stop of one server."""
+
+    server: str
+    round: int
+    start_to_ready_s: float
+    rss_mib: float
+    pss_mib: float
+    processes: int
+    exit_code: int | None
+    stop_s: float
+    answer: str
+    samples: list[Sample] = field(default_factory=list)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def points_for(peer: Peer, config: Config, variant: bool) -> list[Point]:
+    if variant:  # a feature-price variant: only the c=64 single-row point
+        return [Point("single", config.variant_concurrency, 1, peer.single())]
+    points = [Point("single", c, 1, peer.single()) for c in config.single_concurrency]
+    for rows in config.batch_sizes:
+        request = peer.batch(rows)
+        if request is not None:
+            points.append(Point("batch", config.batch_concurrency, rows, request))
+    floor = peer.floor()
+    if floor is not None:
+        points += [Point("floor", c, 0, floor) for c in config.floor_concurrency]
+    return points
+
+
+def ask_once(port: int, request: Request) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(request.method, request.path, request.body or None, dict(request.headers))
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def run_server(peer: Peer, round_no: int, config: Config, scripts: Path, wrk: str, variant: bool) -> Run:
+    ports = free_ports(3)
+    launch = peer.launch(ports)
+    command = launch.command
+    if config.server_cpus is not None:
+        command = ["taskset", "-c", config.server_cpus, *command]
+    server = procs.ServerProcess(command, launch.env, launch.cwd)
+    try:
+        ready = server.wait_ready(ports[0], launch.ready_path, config.ready_timeout)
+        answer = _checked_answer(peer, ports[0])
+        url = f"http://127.0.0.1:{ports[0]}"
+        warm = write_script(peer.single(), scripts, f"{peer.name}-warmup")
+        run_wrk(wrk, url + peer.single().path, warm, 8, config.warmup_seconds, config.wrk_cpu)
+        samples = [
+            _measure(peer, round_no, point, server, url, scripts, wrk, config)
+            for point in points_for(peer, config, variant)
+        ]
+        memory = procs.tree_memory(server.pid)
+    except BaseException:
+        server.stop(timeout=5)
+        raise
+    stop_started = time.perf_counter()
+    exit_code = server.stop()
+    stop_s = time.perf_counter() - stop_started
+    return Run(
+        peer.name,
+        round_no,
+        ready,
+        memory.rss_mib,
+        memory.pss_mib,
+        memory.processes,
+        exit_code,
+        stop_s,
+        answer,
+        samples,
+    )
+
+
+def _checked_answer(peer: Peer, port: int) -> str:
+    status, text = ask_once(port, peer.single())
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if status != 200 or not isinstance(parsed, dict) or not peer.check(parsed):
+        raise RuntimeError(f"{peer.name}: wrong answer to the single-row request: {status} {text[:300]}")
+    return text.strip()
+
+
+def _measure(
+    peer: Peer,
+    round_no: int,
+    point: Point,
+    server: procs.ServerProcess,
+    url: str,
+    scripts: Path,
+    wrk: str,
+    config: Config,
+) -> Sample:
+    name = f"{peer.name}-{point.kind}-c{point.concurrency}-r{point.rows}"
+    script = write_script(point.request, scripts, name)
+    cpu_before = procs.tree_cpu_ticks(server.pid)
+    lines_before = server.output_lines()
+    busy_before, steal_before = procs.machine_busy_ticks()
+    wrk_before = procs.children_cpu_seconds()
+    started = time.perf_counter()
+    result = run_wrk(wrk, url + point.request.path, script, point.concurrency, config.seconds, config.wrk_cpu)
+    elapsed = time.perf_counter() - started
+    busy_after, steal_after = procs.machine_busy_ticks()
+    wrk_cores = (procs.children_cpu_seconds() - wrk_before) / elapsed
+    per_process = procs.cpu_seconds(cpu_before, procs.tree_cpu_ticks(server.pid))
+    server_cores = sum(per_process.values()) / elapsed
+    busy_cores = (busy_after - busy_before) / procs.CLOCK_TICKS / elapsed
+    time.sleep(0.05)  # let the drain threads catch the last log lines
+    total = max(result.requests, 1)
+    lines = server.output_lines() - lines_before
+    return Sample(
+        server=peer.name,
+        round=round_no,
+        kind=point.kind,
+        concurrency=point.concurrency,
+        rows=point.rows,
+        seconds=result.seconds,
+        requests_ok=result.ok,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+        rps=result.ok / result.seconds,
+        rows_per_s=result.ok * point.rows / result.seconds,
+        p50_ms=result.p50_ms,
+        p90_ms=result.p90_ms,
+        p99_ms=result.p99_ms,
+        max_ms=result.max_ms,
+        cpu_us_per_request=sum(per_process.values()) * 1e6 / total,
+        output_lines_per_request=lines / total,
+        server_cores=server_cores,
+        wrk_cores=wrk_cores,
+        other_cores=max(0.0, busy_cores - server_cores - wrk_cores),
+        steal_cores=(steal_after - steal_before) / procs.CLOCK_TICKS / elapsed,
+        worker_shares=_worker_shares(server.pid, per_process),
+    )
+
+
+def _worker_shares(root: int, per_process: dict[int, float]) -> list[float]:
+    """Each child process's share of the tree's child CPU time (the supervisor itself left out).
+
+    With one process per worker and the same work per request, CPU time is proportional to requests
+    served, so this is the share of the work each worker did. Children with under 1% are helpers.
+    """
+    children = {pid: seconds for pid, seconds in per_process.items() if pid != root}
+    busy = sum(children.values())
+    if busy <= 0:
+        return []
+    return sorted((seconds / busy for seconds in children.values() if seconds / busy >= 0.01), reverse=True)
