@@ -6,6 +6,7 @@ process tree, so CPU per request covers all of the server's processes (workers, 
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import socket
@@ -134,10 +135,16 @@ def run_server(peer: Peer, round_no: int, config: Config, scripts: Path, wrk: st
         url = f"http://127.0.0.1:{ports[0]}"
         warm = write_script(peer.single(), scripts, f"{peer.name}-warmup")
         run_wrk(wrk, url + peer.single().path, warm, 8, config.warmup_seconds, config.wrk_cpu)
-        samples = [
-            _measure(peer, round_no, point, server, url, scripts, wrk, config)
-            for point in points_for(peer, config, variant)
-        ]
+        samples: list[Sample] = []
+        done: dict[tuple[Request, int], Sample] = {}
+        for point in points_for(peer, config, variant):
+            same = done.get((point.request, point.concurrency))
+            if same is not None:  # MLServer's one-row batch is its single-row request: measure it once
+                samples.append(dataclasses.replace(same, kind=point.kind, rows=point.rows))
+                continue
+            sample = _measure(peer, round_no, point, server, url, scripts, wrk, config)
+            done[(point.request, point.concurrency)] = sample
+            samples.append(sample)
         memory = procs.tree_memory(server.pid)
     except BaseException:
         server.stop(timeout=5)
