@@ -37,9 +37,16 @@ FULL = Config(
     variant_concurrency=64,
     wrk_cpu=1,
     server_cpus=None,
+    quiet_wait=20.0,
 )
 QUICK = dataclasses.replace(
-    FULL, rounds=1, seconds=2, warmup_seconds=1, batch_sizes=(1, 1000), floor_concurrency=(64,)
+    FULL,
+    rounds=1,
+    seconds=2,
+    warmup_seconds=1,
+    batch_sizes=(1, 1000),
+    floor_concurrency=(64,),
+    quiet_wait=0.0,
 )
 SERVERS = ("notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth")
 
@@ -62,6 +69,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds per load point (default 8, quick 2)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per server start (default 2, quick 1)")
     parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="before each server start, wait up to this many s for other work to calm down (default 20, quick 0)",
+    )
+    parser.add_argument(
         "--pin",
         choices=("shared", "split"),
         default="shared",
@@ -82,6 +94,8 @@ def choose_config(args: argparse.Namespace) -> Config:
         config = dataclasses.replace(config, seconds=max(1, args.duration))
     if args.warmup is not None:
         config = dataclasses.replace(config, warmup_seconds=max(1, args.warmup))
+    if args.quiet_wait is not None:
+        config = dataclasses.replace(config, quiet_wait=max(0.0, args.quiet_wait))
     if args.pin == "split":
         config = dataclasses.replace(config, server_cpus="0")
     return config
@@ -125,7 +139,8 @@ def measure(peers: list[Peer], config: Config, work: Path, wrk: str) -> list[Run
 
 def _print_run(run: Run, rounds: int) -> None:
     print(
-        f"round {run.round}/{rounds} {run.server}: ready in {run.start_to_ready_s:.2f} s, "
+        f"round {run.round}/{rounds} {run.server}: others busy {run.busy_before:.2f} cores at start, "
+        f"ready in {run.start_to_ready_s:.2f} s, "
         f"RSS {run.rss_mib:.0f} MiB, PSS {run.pss_mib:.0f} MiB in {run.processes} processes, "
         f"exit {run.exit_code} after {run.stop_s:.1f} s",
         flush=True,

@@ -31,6 +31,8 @@ class Config:
     variant_concurrency: int
     wrk_cpu: int | None
     server_cpus: str | None
+    quiet_wait: float = 0.0
+    """Before each server start, wait up to this many seconds for other work to drop below 0.3 cores."""
     ready_timeout: float = 60.0
 
 
@@ -84,6 +86,8 @@ class Run:
     exit_code: int | None
     stop_s: float
     answer: str
+    busy_before: float
+    """CPUs busy with other work just before the start (after waiting up to `quiet_wait`)."""
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -123,6 +127,9 @@ def ask_once(port: int, request: Request) -> tuple[int, str]:
 
 
 def run_server(peer: Peer, round_no: int, config: Config, scripts: Path, wrk: str, variant: bool) -> Run:
+    busy_before = procs.busy_cores(0.5)
+    if config.quiet_wait > 0:
+        busy_before, _ = procs.wait_until_quiet(0.3, config.quiet_wait)
     ports = free_ports(3)
     launch = peer.launch(ports)
     command = launch.command
@@ -162,6 +169,7 @@ def run_server(peer: Peer, round_no: int, config: Config, scripts: Path, wrk: st
         exit_code,
         stop_s,
         answer,
+        busy_before,
         samples,
     )
 

@@ -96,6 +96,28 @@ def machine_busy_ticks() -> tuple[int, int]:
     return user + nice + system + irq + softirq + steal, steal
 
 
+def busy_cores(seconds: float) -> float:
+    """CPUs busy machine-wide over the next `seconds` (all of it someone else's while we only sleep)."""
+    before, _ = machine_busy_ticks()
+    started = time.perf_counter()
+    time.sleep(seconds)
+    after, _ = machine_busy_ticks()
+    return (after - before) / CLOCK_TICKS / (time.perf_counter() - started)
+
+
+def wait_until_quiet(limit_cores: float, max_wait: float) -> tuple[float, float]:
+    """Wait (at most `max_wait` s) until other work keeps less than `limit_cores` busy for a second.
+
+    Returns (the last busy reading, seconds waited). Other helpers' test runs share this machine.
+    """
+    started = time.perf_counter()
+    while True:
+        busy = busy_cores(1.0)
+        waited = time.perf_counter() - started
+        if busy <= limit_cores or waited >= max_wait:
+            return busy, waited
+
+
 def children_cpu_seconds() -> float:
     """CPU time of this process's reaped children (wrk runs as one)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

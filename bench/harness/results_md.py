@@ -316,6 +316,9 @@ def _method(config: Config) -> list[str]:
         "app, MLServer, mlkube, then the mlkube variants), checks one answer, warms up "
         f"{config.warmup_seconds} s at c=8, runs each point for {config.seconds} s, reads memory, and "
         "stops the server with SIGTERM.",
+        f"- The machine is shared with other work: before each server start the harness waits up to "
+        f"{config.quiet_wait:g} s for the rest of the machine to use under 0.3 cores, and every point "
+        "records the CPU that neither the server nor wrk used (`results.json`: `other_cores`).",
         "- req/s and rows/s count 2xx answers; errors are non-2xx answers plus socket errors (connect, "
         "read, write, timeouts over 5 s). Latency percentiles are wrk's, per request, closed loop.",
         "- Server CPU per request: utime+stime of every process in the server's tree from "
