@@ -71,7 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        help="before each server start, wait up to this many s for other work to calm down (default 20, quick 0)",
+        help="wait up to this many s before each server start for other work to calm down (20; quick 0)",
     )
     parser.add_argument(
         "--pin",
