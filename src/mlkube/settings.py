@@ -115,7 +115,7 @@ def _explain(error: msgspec.ValidationError, raw: Mapping[str, object]) -> str:
     if not match:
         return f"invalid configuration: {error}"
     name = match.group(1)
-    reason = str(error).split(" - at ")[0]
+    reason = str(error).split(" - at ")[0].replace("`", "")
     shown = "<hidden>" if name in _SECRET_FIELDS else repr(raw.get(name))
     return f"invalid {name}={shown}: {reason}"
 

@@ -98,7 +98,10 @@ def load_skops(bundle: Bundle) -> Any:
         raise BundleError(
             "MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'"
         ) from None
-    untrusted = set(skops.io.get_untrusted_types(file=path))
+    try:
+        untrusted = set(skops.io.get_untrusted_types(file=path))
+    except Exception as error:  # noqa: BLE001 - zipfile, json and skops errors all mean "not a skops file"
+        raise BundleError(f"{path}: not a readable skops file ({error})") from None
     refused = sorted(untrusted - TRUSTED_SKOPS_TYPES)
     if refused:
         raise BundleError(f"{path}: holds types mlkube does not trust: {', '.join(refused)}")

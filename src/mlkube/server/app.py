@@ -28,11 +28,11 @@ from mlkube.errors import (
 from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
 from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
+from mlkube.server.logs import AccessLog
 from mlkube.server.schemas import BatchPrediction, Health, PredictRequest, Readiness
 from mlkube.server.service import ModelService
 from mlkube.settings import Settings
 
-access_log = logging.getLogger("mlkube.access")
 log = logging.getLogger("mlkube.server")
 
 _encode = msgspec.json.Encoder().encode
@@ -49,6 +49,7 @@ class App:
         self.settings = settings
         self.service = service
         self.metrics = metrics.Metrics(service.name, service.version)
+        self.access_log = AccessLog(enabled=settings.log_level in ("DEBUG", "INFO"))
         self._drain_marker = str(drain_marker)
         self._keys = [key.encode() for key in settings.api_key]
         self._in_flight = 0
@@ -67,6 +68,12 @@ class App:
     def __rsgi_init__(self, loop: Any) -> None:
         self.service.load()
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
+        self.metrics.attach(loop.call_later)
+        self.access_log.attach(loop.call_later)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.metrics.flush()
+        self.access_log.flush()
 
     # --- request path -----------------------------------------------------------------------------
 
@@ -147,17 +154,7 @@ class App:
 
     def _record(self, request: Request, route: str, status: int, seconds: float) -> None:
         self.metrics.observe_request(route, request.method, status, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "latency_ms": round(seconds * 1000, 3),
-                    "request_id": request.request_id,
-                },
-            )
+        self.access_log.record(request.method, request.path, status, seconds, request.request_id)
 
     # --- handlers ---------------------------------------------------------------------------------
 
@@ -193,6 +190,7 @@ class App:
         return _readiness(200, "ready", service)
 
     def prometheus(self, request: Request) -> Response:
+        self.metrics.flush()
         return Response(200, metrics.render(), content_type=metrics.CONTENT_TYPE)
 
     def _require_ready(self) -> None:

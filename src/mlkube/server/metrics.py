@@ -1,12 +1,19 @@
 """Prometheus metrics, correct across worker processes (prometheus_client's multiprocess mode).
 
 The runner sets PROMETHEUS_MULTIPROC_DIR before this module is imported. Every series carries the model
-name and version. Labelled children are cached so a request costs dictionary look-ups, not `labels()`.
+name and version.
+
+A worker counts in plain dictionaries and pushes the sums into prometheus_client's shared memory at most
+every FLUSH_SECONDS (and before answering /metrics): six shared-memory writes per request cost more than the
+rest of the metrics work. A scrape therefore sees other workers' counts up to FLUSH_SECONDS late, and a
+SIGKILLed worker loses at most that much; both are far below a scrape interval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,9 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+FLUSH_SECONDS = 0.25
 _MODEL_LABELS = ("model_name", "model_version")
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-_CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 REQUESTS = Counter(
     "mlkube_requests", "HTTP requests answered.", ("route", "method", "status", *_MODEL_LABELS)
@@ -25,7 +33,7 @@ LATENCY = Histogram(
     "mlkube_request_duration_seconds",
     "Time from request to answer.",
     ("route", *_MODEL_LABELS),
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 PREDICTIONS = Counter(
     "mlkube_predictions", "Rows scored, by predicted class.", ("class_name", *_MODEL_LABELS)
@@ -34,7 +42,7 @@ CONFIDENCE = Histogram(
     "mlkube_prediction_confidence",
     "Top class probability of each scored row.",
     _MODEL_LABELS,
-    buckets=_CONFIDENCE_BUCKETS,
+    buckets=CONFIDENCE_BUCKETS,
 )
 MODEL_INFO = Gauge(
     "mlkube_model_info",
@@ -44,59 +52,98 @@ MODEL_INFO = Gauge(
 )
 
 
+class _LocalHistogram:
+    """Bucket counts and a sum, kept in the worker until flushed (buckets as prometheus_client keeps them:
+    each value counted once, in the first bucket whose bound is >= the value; the last bucket is +Inf)."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def observe_many(self, values: NDArray[np.float64]) -> None:
+        positions = np.searchsorted(np.asarray(self.bounds), values, side="left")
+        for bucket, count in enumerate(np.bincount(positions, minlength=len(self.counts)).tolist()):
+            self.counts[bucket] += count
+        self.total += float(values.sum())
+
+    def push(self, histogram: Histogram) -> None:
+        """Add the counts to a prometheus_client histogram child (its internals are pinned by a test)."""
+        for bucket, count in enumerate(self.counts):
+            if count:
+                histogram._buckets[bucket].inc(count)
+        if self.total:
+            histogram._sum.inc(self.total)
+        self.counts = [0] * len(self.counts)
+        self.total = 0.0
+
+
 class Metrics:
-    """The metrics of one model; call sites pass only what varies per request."""
+    """The metrics of one model in one worker; call sites pass only what varies per request."""
 
     def __init__(self, model_name: str, model_version: str) -> None:
         self._model = (model_name, model_version)
-        self._requests: dict[tuple[str, str, int], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
-        self._classes: dict[str, Counter] = {}
-        self._confidence = CONFIDENCE.labels(*self._model)
+        self._requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
+        self._latency: dict[str, _LocalHistogram] = {}
+        self._classes: defaultdict[str, int] = defaultdict(int)
+        self._confidence = _LocalHistogram(CONFIDENCE_BUCKETS)
+        self._schedule: Callable[[float, Callable[[], None]], object] | None = None
+        self._flush_pending = False
+
+    def attach(self, schedule: Callable[[float, Callable[[], None]], object]) -> None:
+        """Give the metrics a way to flush later (the worker's event loop `call_later`)."""
+        self._schedule = schedule
 
     def set_model_info(self, runtime: str, ready: bool) -> None:
         MODEL_INFO.labels(runtime, str(ready).lower(), *self._model).set(1)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        counter = self._requests.get(key)
-        if counter is None:
-            counter = self._requests[key] = REQUESTS.labels(route, method, str(status), *self._model)
-        counter.inc()
+        self._requests[(route, method, status)] += 1
         histogram = self._latency.get(route)
         if histogram is None:
-            histogram = self._latency[route] = LATENCY.labels(route, *self._model)
+            histogram = self._latency[route] = _LocalHistogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
+        self._flush_soon()
 
     def observe_scores(
         self, class_names: Sequence[str], classes: NDArray[np.int64], confidences: NDArray[np.float64]
     ) -> None:
         """Count a whole batch at once: one increment per class and per bucket, not per row."""
-        for index, count in enumerate(np.bincount(classes, minlength=len(class_names)).tolist()):
-            if count:
-                self._class_counter(class_names[index]).inc(count)
-        _observe_many(self._confidence, confidences)
+        if len(classes) == 1:
+            self._classes[class_names[int(classes[0])]] += 1
+            self._confidence.observe(float(confidences[0]))
+        else:
+            for index, count in enumerate(np.bincount(classes, minlength=len(class_names)).tolist()):
+                if count:
+                    self._classes[class_names[index]] += count
+            self._confidence.observe_many(confidences)
+        self._flush_soon()
 
-    def _class_counter(self, class_name: str) -> Counter:
-        counter = self._classes.get(class_name)
-        if counter is None:
-            counter = self._classes[class_name] = PREDICTIONS.labels(class_name, *self._model)
-        return counter
+    def _flush_soon(self) -> None:
+        if self._schedule is None:
+            self.flush()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            self._schedule(FLUSH_SECONDS, self.flush)
 
-
-def _observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
-    """Same result as `observe()` per value (each value lands in its first bucket with value <= bound),
-    with one shared-memory write per bucket instead of two per value. Uses the child's internals, which
-    tests/server/test_metrics.py pins against `observe()`."""
-    if len(values) == 1:
-        histogram.observe(float(values[0]))
-        return
-    bounds = histogram._upper_bounds
-    positions = np.searchsorted(np.asarray(bounds), values, side="left")
-    for bucket, count in enumerate(np.bincount(positions, minlength=len(bounds)).tolist()):
-        if count:
-            histogram._buckets[bucket].inc(count)
-    histogram._sum.inc(float(values.sum()))
+    def flush(self) -> None:
+        """Push this worker's counts into the shared multiprocess files."""
+        self._flush_pending = False
+        requests, self._requests = self._requests, defaultdict(int)
+        for (route, method, status), count in requests.items():
+            REQUESTS.labels(route, method, str(status), *self._model).inc(count)
+        for route, histogram in self._latency.items():
+            histogram.push(LATENCY.labels(route, *self._model))
+        classes, self._classes = self._classes, defaultdict(int)
+        for class_name, count in classes.items():
+            PREDICTIONS.labels(class_name, *self._model).inc(count)
+        self._confidence.push(CONFIDENCE.labels(*self._model))
 
 
 def render() -> bytes:

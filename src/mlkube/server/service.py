@@ -66,14 +66,19 @@ class ModelService:
             raise InvalidInput("no rows to score: send at least one")
         if len(rows) > self.settings.max_batch_size:
             raise InvalidInput(f"{len(rows)} rows is more than MAX_BATCH_SIZE={self.settings.max_batch_size}")
+        width = self.n_features
         for index, row in enumerate(rows):
-            if len(row) != self.n_features:
+            if len(row) != width:
                 where = f"row {index}" if len(rows) > 1 else "features"
-                raise InvalidInput(f"{where} has {len(row)} values, expected {self.n_features}")
-        array = np.asarray(rows, dtype=np.float64)
-        if np.abs(array).max() > _FLOAT32_MAX:
+                raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
+        array = np.array(rows, dtype=np.float32)  # values beyond float32's range become ±inf here
+        if len(rows) == 1:
+            out_of_range = any(not -_FLOAT32_MAX <= value <= _FLOAT32_MAX for value in rows[0])
+        else:
+            out_of_range = not np.isfinite(array).all()
+        if out_of_range:
             raise InvalidInput(f"feature values must lie within ±{_FLOAT32_MAX:.3e}")
-        return array.astype(np.float32)
+        return array
 
     def score(self, rows: NDArray[np.float32]) -> Scores:
         if self.predictor is None:
@@ -83,7 +88,10 @@ class ModelService:
     @staticmethod
     def confidences(scores: Scores) -> NDArray[np.float64]:
         """The top probability per row, to 6 decimals (float32 sums of tree votes give 1.0000001)."""
-        top: NDArray[np.float64] = scores.probabilities.max(axis=1).astype(np.float64)
+        probabilities = scores.probabilities
+        if len(probabilities) == 1:  # a single row: plain Python beats numpy's per-call overhead
+            return np.array([round(max(probabilities[0].tolist()), 6)])
+        top: NDArray[np.float64] = probabilities.max(axis=1).astype(np.float64)
         return np.round(top, 6)
 
     def predictions(self, classes: NDArray[np.int64], confidences: NDArray[np.float64]) -> list[Prediction]:

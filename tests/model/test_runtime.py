@@ -1,0 +1,63 @@
+"""The serving runtimes: ONNX by default, skops-loaded scikit-learn on request, pickle never."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+
+from mlkube.errors import BundleError
+from mlkube.model.bundle import SKOPS_FILE, Bundle, read_bundle, sha256_file
+from mlkube.model.runtime import load_predictor, load_skops
+
+
+def test_onnx_runtime_scores_the_notes_row(iris_bundle: Bundle) -> None:
+    scores = load_predictor(iris_bundle, "onnx").predict(np.asarray([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32))
+    assert scores.classes.tolist() == [0]
+    assert scores.probabilities.shape == (1, 3)
+
+
+def test_sklearn_runtime_gives_the_same_answer(iris_bundle: Bundle) -> None:
+    rows = np.asarray([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+    onnx = load_predictor(iris_bundle, "onnx").predict(rows)
+    sklearn = load_predictor(iris_bundle, "sklearn").predict(rows)
+    assert onnx.classes.tolist() == sklearn.classes.tolist()
+
+
+def rehash(bundle_dir: Path) -> Bundle:
+    """Rewrite metadata.json's hashes so only the skops type check stands between the file and loading."""
+    import json
+
+    metadata_path = bundle_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["files"][SKOPS_FILE] = sha256_file(bundle_dir / SKOPS_FILE)
+    metadata_path.write_text(json.dumps(metadata))
+    return read_bundle(bundle_dir)
+
+
+class Exploit:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("pickle was executed",))
+
+
+def test_skops_file_with_untrusted_types_is_refused(iris_bundle: Bundle, tmp_path: Path) -> None:
+    bundle_dir = tmp_path / "v1"
+    shutil.copytree(iris_bundle.path, bundle_dir)
+    (bundle_dir / SKOPS_FILE).write_bytes(skops.io.dumps({"callable": np.ones(2), "estimator": pickle.loads}))
+    with pytest.raises(BundleError, match="holds types mlkube does not trust"):
+        load_skops(rehash(bundle_dir))
+
+
+def test_a_pickle_in_place_of_the_skops_file_is_never_executed(
+    iris_bundle: Bundle, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bundle_dir = tmp_path / "v1"
+    shutil.copytree(iris_bundle.path, bundle_dir)
+    (bundle_dir / SKOPS_FILE).write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(BundleError):
+        load_skops(rehash(bundle_dir))
+    assert "pickle was executed" not in capfd.readouterr().out

@@ -1,0 +1,90 @@
+"""API keys: off by default; when set, prediction routes need one; probes and metrics stay open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOTES_ROW
+from tests.support import RunningServer, start_server
+
+OLD_KEY = "old-key-Zx81"
+NEW_KEY = "new-key-Qa47"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": f"{OLD_KEY},{NEW_KEY}"}
+    ) as running:
+        yield running
+
+
+def test_without_a_configured_key_predict_is_open(server: RunningServer) -> None:
+    assert server.client.post("/predict", json={"features": NOTES_ROW}).status_code == 200
+
+
+def test_missing_key_is_401_json(keyed_server: RunningServer) -> None:
+    response = keyed_server.client.post("/predict", json={"features": NOTES_ROW})
+    assert response.status_code == 401
+    assert "missing API key" in response.json()["error"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_wrong_key_is_401_and_not_echoed(keyed_server: RunningServer) -> None:
+    response = keyed_server.client.post(
+        "/predict", json={"features": NOTES_ROW}, headers={"x-api-key": "guess"}
+    )
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid API key"}
+
+
+@pytest.mark.parametrize("key", [OLD_KEY, NEW_KEY])
+def test_either_rotation_key_is_accepted_in_x_api_key(keyed_server: RunningServer, key: str) -> None:
+    response = keyed_server.client.post("/predict", json={"features": NOTES_ROW}, headers={"x-api-key": key})
+    assert response.status_code == 200
+
+
+def test_bearer_form_is_accepted(keyed_server: RunningServer) -> None:
+    headers = {"authorization": f"Bearer {NEW_KEY}"}
+    assert (
+        keyed_server.client.post("/predict", json={"features": NOTES_ROW}, headers=headers).status_code == 200
+    )
+
+
+def test_auth_is_checked_before_the_body_is_read(keyed_server: RunningServer) -> None:
+    response = keyed_server.client.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+def test_probe_and_metrics_routes_stay_open(keyed_server: RunningServer, path: str) -> None:
+    assert keyed_server.client.get(path).status_code == 200
+
+
+def test_keys_never_reach_the_log(keyed_server: RunningServer) -> None:
+    keyed_server.client.post("/predict", json={"features": NOTES_ROW}, headers={"x-api-key": OLD_KEY})
+    keyed_server.client.post(
+        "/predict", json={"features": NOTES_ROW}, headers={"authorization": f"Bearer {NEW_KEY}"}
+    )
+    keyed_server.client.get("/health", headers={"x-request-id": "last-one"})
+    keyed_server.wait_for_log("last-one")
+    log = "\n".join(keyed_server.log_lines())
+    assert "request" in log
+    assert OLD_KEY not in log
+    assert NEW_KEY not in log
+
+
+def test_key_file_is_read_at_start_up(model_dir: Path, tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(f"{NEW_KEY}\n")
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY_FILE": str(key_file)}
+    ) as running:
+        assert running.client.post("/predict", json={"features": NOTES_ROW}).status_code == 401
+        ok = running.client.post("/predict", json={"features": NOTES_ROW}, headers={"x-api-key": NEW_KEY})
+        assert ok.status_code == 200

@@ -1,0 +1,103 @@
+"""Test helpers: start a real `mlkube serve` process on a free port and talk to it over a socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def wait_for_log(self, text: str, timeout: float = 5) -> list[str]:
+        """Lines containing `text`, waiting for them: a worker writes its line after answering."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.log_lines() if text in line]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 30) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def server_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("API_KEY", "MODEL_", "PROMETHEUS"))}
+    return {**keep, "HOST": "127.0.0.1", "LOG_LEVEL": "INFO", "DRAIN_SECONDS": "0", **overrides}
+
+
+def spawn_server(overrides: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = server_env(overrides)
+    env.setdefault("PORT", str(free_port()))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlkube.server"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    return process, f"http://127.0.0.1:{env['PORT']}"
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 30
+) -> None:
+    """Poll /health until the server answers (ready or not); fail with its log if it dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"server did not answer within {timeout}s:\n{log_path.read_text()}")
+
+
+@contextmanager
+def start_server(overrides: Mapping[str, str], wait: bool = True) -> Iterator[RunningServer]:
+    log_dir = Path(tempfile.mkdtemp(prefix="mlkube-test-"))
+    log_path = log_dir / "server.log"
+    process, url = spawn_server(overrides, log_path)
+    running = RunningServer(process, url, log_path)
+    try:
+        if wait:
+            wait_until_answering(process, url, log_path)
+        yield running
+    finally:
+        running.stop()
