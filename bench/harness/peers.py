@@ -3,7 +3,8 @@
 - notes: the notes' `app.py` (Flask development server, scikit-learn, joblib), run as `python app.py`.
 - mlserver: MLServer 1.7.1 + mlserver-sklearn serving the same `model.joblib`, V2 inference protocol,
   asking for both `predict` and `predict_proba` (the notes' app computes both too).
-- mlkube: this repository, `mlkube train` then `mlkube serve` with 2 workers and production defaults;
+- mlkube: this repository, `mlkube train` then `python -m mlkube.server` (the container's entry point,
+  what `mlkube serve` runs) with 2 workers and production defaults;
   two variants switch one feature each (access log off, API key on) to price them.
 """
 
@@ -239,7 +240,7 @@ class MlserverPeer(Peer):
 @dataclass
 class MlkubePeer(Peer):
     name: str = "mlkube"
-    label: str = "mlkube serve (granian RSGI, 2 workers, ONNX Runtime; metrics + access log on)"
+    label: str = "mlkube (granian RSGI, 2 workers, ONNX Runtime; metrics + access log on)"
     extra_env: dict[str, str] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
     workers: int = 2
@@ -263,7 +264,8 @@ class MlkubePeer(Peer):
             WORKERS=str(self.workers),
             **self.extra_env,
         )
-        return Launch([sys.executable, "-m", "mlkube", "serve"], env, self.models.parent, "/ready")
+        # the container's entry point; `mlkube serve` runs the same function after loading the CLI
+        return Launch([sys.executable, "-m", "mlkube.server"], env, self.models.parent, "/ready")
 
     def single(self) -> Request:
         return Request("POST", "/predict", NOTES_BODY, _JSON + self.headers)

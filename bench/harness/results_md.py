@@ -265,7 +265,8 @@ def _feature_section(summary: Summary, in_process: dict[str, float | str]) -> li
         f"- API key check: {micro(auth_cost)} per request end to end (API_KEY set minus defaults; includes "
         "reading the extra header).",
         "- metrics have no off switch, so they are timed in process: the app's `observe_request` + "
-        f"`observe_scores` for one row on the multiprocess registry: {micro(metrics_us)}.",
+        f"`observe_scores` for one row, with the periodic flush into the multiprocess files: "
+        f"{micro(metrics_us)}.",
         "- CPU per request is the CPU time of the whole process tree during the run divided by the "
         "requests answered; differences of a few µs are within the noise of a shared 2-core machine.",
     ]
@@ -332,7 +333,8 @@ def _method(config: Config) -> list[str]:
         "free port instead of 0.0.0.0:5000. The notes' pins (flask 3.0.0, scikit-learn 1.3.2, joblib "
         "1.3.2) install on Python 3.11 as they are. MLServer serves the `model.joblib` that the notes' "
         "`train_model.py` wrote (scikit-learn 1.3.2 in both environments, so the file loads unchanged). "
-        "mlkube serves its own `mlkube train` bundle through ONNX Runtime: the same recipe (a 10-tree "
-        "random forest on iris), trained on 80% of the rows with seed 42 where the notes' script uses "
+        "mlkube runs as `python -m mlkube.server` (the container's entry point; `mlkube serve` runs the "
+        "same function after loading the CLI) and serves its own `mlkube train` bundle through ONNX "
+        "Runtime: the same recipe (a 10-tree random forest on iris), trained on 80% of the rows with seed 42 where the notes' script uses "
         "all rows and no seed.",
     ]
