@@ -335,6 +335,6 @@ def _method(config: Config) -> list[str]:
         "`train_model.py` wrote (scikit-learn 1.3.2 in both environments, so the file loads unchanged). "
         "mlkube runs as `python -m mlkube.server` (the container's entry point; `mlkube serve` runs the "
         "same function after loading the CLI) and serves its own `mlkube train` bundle through ONNX "
-        "Runtime: the same recipe (a 10-tree random forest on iris), trained on 80% of the rows with seed 42 where the notes' script uses "
-        "all rows and no seed.",
+        "Runtime: the same recipe (a 10-tree random forest on iris), trained on 80% of the rows with "
+        "seed 42 where the notes' script uses all rows and no seed.",
     ]
