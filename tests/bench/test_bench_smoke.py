@@ -1,4 +1,4 @@
-"""Keeps bench/run.py from rotting: a tiny --quick run against mlkube alone, outputs parsed, no timings judged.
+"""Keeps bench/run.py from rotting: a tiny --quick run against mlkube alone; outputs parsed, no timing judged.
 
 Needs Debian's `wrk` (the benchmark's load generator). .ci/system-deps installs it; without it this test
 fails with that message instead of skipping, so a missing install step cannot pass as green.
@@ -54,7 +54,8 @@ def test_quick_run_writes_results_json_with_every_point(quick_run: tuple[Path, s
     assert servers == {"mlkube", "mlkube-nolog", "mlkube-auth"}
     main_run = next(run for run in data["runs"] if run["server"] == "mlkube")
     points = {(s["kind"], s["concurrency"], s["rows"]) for s in main_run["samples"]}
-    assert {("single", 1, 1), ("single", 8, 1), ("single", 64, 1), ("batch", 8, 1000), ("floor", 64, 0)} <= points
+    expected = {("single", 1, 1), ("single", 8, 1), ("single", 64, 1), ("batch", 8, 1000), ("floor", 64, 0)}
+    assert expected <= points
     for sample in main_run["samples"]:
         assert sample["requests_ok"] > 0
         assert sample["rps"] > 0
