@@ -17,10 +17,11 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness import features
 from harness.chart import write_chart
-from harness.measure import Config, Run, run_server
+from harness.measure import Config, Run, Sample, run_server
 from harness.peers import BENCH_DIR, REPO_DIR, Peer, all_peers
 from harness.report import Summary, ratio_lines
 from harness.results_md import machine, markdown
@@ -37,7 +38,7 @@ FULL = Config(
     variant_concurrency=64,
     wrk_cpu=1,
     server_cpus=None,
-    quiet_wait=20.0,
+    quiet_wait=15.0,
 )
 QUICK = dataclasses.replace(
     FULL,
@@ -71,7 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        help="wait up to this many s before each server start for other work to calm down (20; quick 0)",
+        help="wait up to this many s before each server start for other work to calm down (15; quick 0)",
     )
     parser.add_argument(
         "--pin",
@@ -80,6 +81,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="shared: wrk on core 1, servers unpinned (default); split: servers on core 0 only",
     )
     parser.add_argument("--out", type=Path, help="output folder (default bench/, quick: bench/out/quick)")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: rewrite RESULTS.md and the chart from a results.json"
+    )
     parser.add_argument(
         "--work", type=Path, help="scratch folder for models and scripts (default bench/out/work)"
     )
@@ -157,50 +161,64 @@ def _print_run(run: Run, rounds: int) -> None:
         )
 
 
-def write_outputs(
-    out: Path,
-    summary: Summary,
-    peers: list[Peer],
-    command: str,
-    in_process: dict[str, float | str],
-    elapsed: float,
-) -> None:
+def write_outputs(out: Path, raw: dict[str, Any]) -> Summary:
+    """RESULTS.md, results.png and results.json from the raw record of a run."""
     out.mkdir(parents=True, exist_ok=True)
-    labels = {peer.name: peer.label for peer in peers}
-    versions = {peer.name: peer.versions for peer in peers if not peer.name.startswith("mlkube-")}
-    host = machine()
-    text = markdown(summary, labels, versions, host, command, in_process, elapsed)
+    summary = Summary([_run_from(run) for run in raw["runs"]], _config_from(raw["config"]))
+    text = markdown(
+        summary,
+        raw["labels"],
+        raw["versions"],
+        raw["machine"],
+        raw["command"],
+        raw["in_process_costs"],
+        raw["elapsed_s"],
+    )
     (out / "RESULTS.md").write_text(text)
-    raw = {
-        "command": command,
-        "config": dataclasses.asdict(summary.config),
-        "machine": host,
-        "versions": versions,
-        "in_process_costs": in_process,
-        "runs": [dataclasses.asdict(run) for run in summary.runs],
-    }
     (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     write_chart(summary, out / "results.png")
+    print(
+        f"\nwrote {_shown(out / 'RESULTS.md')}, {_shown(out / 'results.png')}, {_shown(out / 'results.json')}"
+    )
+    return summary
+
+
+def _config_from(data: dict[str, Any]) -> Config:
+    values: dict[str, Any] = {key: tuple(v) if isinstance(v, list) else v for key, v in data.items()}
+    return Config(**values)
+
+
+def _run_from(data: dict[str, Any]) -> Run:
+    return Run(**{**data, "samples": [Sample(**sample) for sample in data["samples"]]})
+
+
+def measure_all(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    wrk = require_wrk()
+    config = choose_config(args)
+    peers = choose_peers(args)
+    work = args.work or BENCH_DIR / "out" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    setup(peers, work)
+    runs = measure(peers, config, work, wrk)
+    return {
+        "command": "python bench/run.py " + shlex.join(argv) if argv else "python bench/run.py",
+        "config": dataclasses.asdict(config),
+        "machine": machine(),
+        "labels": {peer.name: peer.label for peer in peers},
+        "versions": {peer.name: peer.versions for peer in peers if not peer.name.startswith("mlkube-")},
+        "in_process_costs": features.in_process_costs() if any(p.name == "mlkube" for p in peers) else {},
+        "elapsed_s": time.perf_counter() - started,
+        "runs": [dataclasses.asdict(run) for run in runs],
+    }
 
 
 def main(argv: list[str]) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    wrk = require_wrk()
-    config = choose_config(args)
-    peers = choose_peers(args)
     out = args.out or (BENCH_DIR / "out" / "quick" if args.quick else BENCH_DIR)
-    work = args.work or BENCH_DIR / "out" / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    command = "python bench/run.py " + shlex.join(argv) if argv else "python bench/run.py"
-    setup(peers, work)
-    runs = measure(peers, config, work, wrk)
-    in_process = features.in_process_costs() if any(p.name == "mlkube" for p in peers) else {}
-    summary = Summary(runs, config)
-    write_outputs(out, summary, peers, command, in_process, time.perf_counter() - started)
-    print(
-        f"\nwrote {_shown(out / 'RESULTS.md')}, {_shown(out / 'results.png')}, {_shown(out / 'results.json')}"
-    )
+    raw = json.loads(args.from_json.read_text()) if args.from_json else measure_all(args, argv)
+    summary = write_outputs(out, raw)
     print(f"took {(time.perf_counter() - started) / 60:.1f} min\n")
     for line in ratio_lines(summary):
         print(line)

@@ -39,6 +39,7 @@ _IRIS_ROWS = (
 )
 """Rows of the iris data set, all three classes; batches cycle through them."""
 _JSON = (("Content-Type", "application/json"),)
+MLKUBE_WORKERS = 2
 NOTES_REQUIREMENTS = (PEERS_DIR / "notes" / "requirements.txt").read_text().split()
 MLSERVER_REQUIREMENTS = [
     "mlserver==1.7.1",
@@ -243,7 +244,7 @@ class MlkubePeer(Peer):
     label: str = "mlkube (granian RSGI, 2 workers, ONNX Runtime; metrics + access log on)"
     extra_env: dict[str, str] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
-    workers: int = 2
+    workers: int = MLKUBE_WORKERS
     models: Path = Path()
 
     def setup(self, work: Path, log: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.measure import Config, Run, Sample
+from harness.peers import MLKUBE_WORKERS
 
 NOTES, MLSERVER, MLKUBE = "notes", "mlserver", "mlkube"
 NOLOG, AUTH = "mlkube-nolog", "mlkube-auth"
@@ -78,11 +79,11 @@ class Summary:
         return predict.median / floor.median
 
     def min_worker_share(self, concurrency: int = 8) -> tuple[float, list[list[float]]] | None:
+        """The smallest share any of mlkube's workers had in any round (0 when a worker sat idle)."""
         shares = [sample.worker_shares for sample in self.samples(MLKUBE, "single", concurrency, 1)]
         if not shares:
             return None
-        workers = max(len(share) for share in shares)
-        lowest = min(share[workers - 1] if len(share) == workers else 0.0 for share in shares)
+        lowest = min(share[MLKUBE_WORKERS - 1] if len(share) >= MLKUBE_WORKERS else 0.0 for share in shares)
         return lowest, shares
 
     def total_errors(self, server: str) -> int:

@@ -112,3 +112,12 @@ def test_ratio_lines_come_last(quick_run: tuple[Path, str]) -> None:
     _, stdout = quick_run
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("target worker balance at c=8")
+
+
+def test_from_json_rewrites_the_same_results_md(quick_run: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = quick_run
+    command = [sys.executable, str(RUN), "--from-json", str(out / "results.json"), "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "RESULTS.md").read_text() == (out / "RESULTS.md").read_text()
+    assert (tmp_path / "results.png").read_bytes()[:8] == PNG_SIGNATURE
