@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import features
 from harness.chart import write_chart
-from harness.measure import Config, Run, Sample, run_server
+from harness.measure import Config, RetryBudget, Run, Sample, run_server
 from harness.peers import BENCH_DIR, REPO_DIR, Peer, all_peers
 from harness.report import Summary, ratio_lines
 from harness.results_md import machine, markdown
@@ -39,6 +39,7 @@ FULL = Config(
     wrk_cpu=1,
     server_cpus=None,
     quiet_wait=15.0,
+    retry_budget=150.0,
 )
 QUICK = dataclasses.replace(
     FULL,
@@ -48,6 +49,7 @@ QUICK = dataclasses.replace(
     batch_sizes=(1, 1000),
     floor_concurrency=(64,),
     quiet_wait=0.0,
+    retry_budget=0.0,
 )
 SERVERS = ("notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth")
 
@@ -75,6 +77,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="wait up to this many s before each server start for other work to calm down (15; quick 0)",
     )
     parser.add_argument(
+        "--retry-budget",
+        type=float,
+        help="seconds the run may spend re-measuring points disturbed by other work (150; quick 0)",
+    )
+    parser.add_argument(
         "--pin",
         choices=("shared", "split"),
         default="shared",
@@ -98,6 +105,8 @@ def choose_config(args: argparse.Namespace) -> Config:
         config = dataclasses.replace(config, seconds=max(1, args.duration))
     if args.warmup is not None:
         config = dataclasses.replace(config, warmup_seconds=max(1, args.warmup))
+    if args.retry_budget is not None:
+        config = dataclasses.replace(config, retry_budget=max(0.0, args.retry_budget))
     if args.quiet_wait is not None:
         config = dataclasses.replace(config, quiet_wait=max(0.0, args.quiet_wait))
     if args.pin == "split":
@@ -132,10 +141,11 @@ def measure(peers: list[Peer], config: Config, work: Path, wrk: str) -> list[Run
     scripts = work / "wrk"
     scripts.mkdir(parents=True, exist_ok=True)
     runs = []
+    budget = RetryBudget(config.retry_budget)
     for round_no in range(1, config.rounds + 1):
         for peer in peers:
             variant = peer.name.startswith("mlkube-")
-            run = run_server(peer, round_no, config, scripts, wrk, variant)
+            run = run_server(peer, round_no, config, scripts, wrk, variant, budget)
             runs.append(run)
             _print_run(run, config.rounds)
     return runs
@@ -150,13 +160,14 @@ def _print_run(run: Run, rounds: int) -> None:
         flush=True,
     )
     for s in run.samples:
+        again = " (re-measured)" if s.retried else ""
         shares = f" workers {'/'.join(f'{x * 100:.0f}%' for x in s.worker_shares)}" if s.worker_shares else ""
         print(
             f"  {s.kind:6} c={s.concurrency:<3} rows={s.rows:<4} {s.rps:10,.0f} req/s "
             f"{s.rows_per_s:12,.0f} rows/s "
             f"p50 {s.p50_ms:7.2f} p99 {s.p99_ms:7.2f} ms  CPU {s.cpu_us_per_request:6.0f} µs/req  "
             f"errors {s.non_2xx + s.socket_errors}  cores: server {s.server_cores:.2f} wrk {s.wrk_cores:.2f} "
-            f"others {s.other_cores:.2f}{shares}",
+            f"others {s.other_cores:.2f}{again}{shares}",
             flush=True,
         )
 

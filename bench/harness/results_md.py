@@ -128,8 +128,13 @@ def _noise(summary: Summary) -> list[str]:
         f"({busiest.server} {busiest.kind} c={busiest.concurrency}, round {busiest.round}); steal at most "
         f"{steal:.2f} cores."
     )
-    if busiest.other_cores > 0.25:
-        line += " Points taken while the machine was shared are slower than on a quiet machine."
+    limit = summary.config.busy_cores
+    disturbed = sum(1 for sample in samples if sample.other_cores > limit)
+    retried = sum(1 for sample in samples if sample.retried)
+    line += f" {retried} of {len(samples)} points were measured again after waiting for calm; "
+    line += f"{disturbed} still shared the machine with over {limit:g} cores of other work."
+    if disturbed:
+        line += " Such points are slower than on a quiet machine; the [lowest-highest] spread shows it."
     return [line, ""]
 
 
@@ -319,7 +324,10 @@ def _method(config: Config) -> list[str]:
         "stops the server with SIGTERM.",
         f"- The machine is shared with other work: before each server start the harness waits up to "
         f"{config.quiet_wait:g} s for the rest of the machine to use under 0.3 cores, and every point "
-        "records the CPU that neither the server nor wrk used (`results.json`: `other_cores`).",
+        "records the CPU that neither the server nor wrk used (`results.json`: `other_cores`). A point "
+        f"during which other work took more than {config.busy_cores:g} cores is measured once more after "
+        "waiting up to 10 s for calm, and the calmer of the two is kept (`retried`), within a budget of "
+        f"{config.retry_budget:g} s per run.",
         "- req/s and rows/s count 2xx answers; errors are non-2xx answers plus socket errors (connect, "
         "read, write, timeouts over 5 s). Latency percentiles are wrk's, per request, closed loop.",
         "- Server CPU per request: utime+stime of every process in the server's tree from "
