@@ -66,13 +66,14 @@ def write_chart(summary: Summary, path: Path) -> None:
             capsize=3,
             label="mlkube GET /health (floor)",
         )
-    _axes(throughput, "single-row requests per second", "connections (c)", "req/s")
-    _axes(p99, "p99 latency, single row", "connections (c)", "ms")
+    _axes(throughput, "single-row requests per second", "connections (c)", "req/s", concurrency)
+    _axes(p99, "p99 latency, single row", "connections (c)", "ms", concurrency)
     _axes(
         batches,
         f"rows per second by batch size (c={summary.config.batch_concurrency})",
         "rows per request",
         "rows/s",
+        summary.config.batch_sizes,
     )
     figure.suptitle("median of rounds; bars: lowest and highest round")
     figure.tight_layout()
@@ -80,11 +81,13 @@ def write_chart(summary: Summary, path: Path) -> None:
     plt.close(figure)
 
 
-def _axes(axes: object, title: str, xlabel: str, ylabel: str) -> None:
+def _axes(axes: object, title: str, xlabel: str, ylabel: str, ticks: tuple[int, ...]) -> None:
     from matplotlib.axes import Axes
 
     assert isinstance(axes, Axes)
     axes.set_xscale("log")
+    axes.set_xticks(list(ticks), [str(tick) for tick in ticks])
+    axes.minorticks_off()
     axes.set_yscale("log")
     axes.set_title(title)
     axes.set_xlabel(xlabel)
