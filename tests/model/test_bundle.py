@@ -45,7 +45,13 @@ def test_metadata_holds_what_the_issue_lists(bundle_copy: Path) -> None:
         assert key in metadata, key
     assert metadata["class_names"] == ["setosa", "versicolor", "virginica"]
     assert metadata["n_features"] == 4
-    assert set(metadata["files"]) == {"model.onnx", "model.skops"}
+    assert set(metadata["files"]) == {
+        "model.onnx",
+        "model.skops",
+        "report.md",
+        "confusion_matrix.png",
+        "feature_importance.png",
+    }
     for name, digest in metadata["files"].items():
         assert sha256_file(bundle_copy / name) == digest
     for key in ("accuracy", "f1_macro", "confusion_matrix", "per_class"):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mlkube.cli._output import friendly_errors
-from mlkube.model.bundle import list_bundles, versions_of
+from mlkube.model.bundle import list_bundles, read_bundle, versions_of
 
 ModelDir = Annotated[Path, typer.Option("--model-dir", envvar="MODEL_DIR", help="Root folder of bundles.")]
 
@@ -60,8 +60,26 @@ def models(ctx: typer.Context, model_dir: ModelDir = Path("models")) -> None:
         typer.echo(f"{metadata.name:<16} {metadata.version:<10} {metadata.created_at:<26} {shown}")
 
 
+def show(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str | None, typer.Argument(help="Version; default: the newest.")] = None,
+    model_dir: ModelDir = Path("models"),
+) -> None:
+    """Print a bundle's model card (after verifying its files) and the path of its training report."""
+    from rich.console import Console
+
+    from mlkube.cli.model_card import bundle_folder, render_card, report_line
+
+    with friendly_errors():
+        bundle = read_bundle(bundle_folder(model_dir, name, version))
+    console = Console(highlight=False)
+    console.print(render_card(bundle))
+    console.print(report_line(bundle), soft_wrap=True)
+
+
 models_app = typer.Typer(help="Model bundles.", invoke_without_command=True)
 models_app.callback()(models)
+models_app.command()(show)
 
 
 def register(app: typer.Typer) -> None:

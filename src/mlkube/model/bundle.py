@@ -50,6 +50,8 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     files: dict[str, str]
     features: list[FeatureStats] = []
     description: str = ""
+    samples: list[list[float]] = []
+    """One typical training row per class, in class order (the model page's sample buttons)."""
 
     @property
     def n_classes(self) -> int:

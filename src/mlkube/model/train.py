@@ -29,6 +29,7 @@ from mlkube.model.bundle import (
     validate_name,
     write_bundle,
 )
+from mlkube.model.report import class_samples, report_files
 
 PARITY_TOLERANCE = 1e-6
 _LIBRARIES = ("mlkube", "scikit-learn", "skl2onnx", "skops", "onnx", "onnxruntime", "numpy")
@@ -253,7 +254,7 @@ def train_bundle(
     name: str = "iris",
     version: str | None = None,
 ) -> Bundle:
-    """The whole `mlkube train`: fit, evaluate, convert, prove parity, write the bundle."""
+    """The whole `mlkube train`: fit, evaluate, convert, prove parity, write the bundle and its report."""
     validate_name("model name", name)
     trained = fit_and_evaluate(dataset, params)
     onnx_bytes = to_onnx_bytes(trained.estimator, dataset.features.shape[1])
@@ -279,6 +280,8 @@ def train_bundle(
         files={},
         features=feature_stats(dataset),
         description=dataset.description,
+        samples=class_samples(dataset, trained.estimator.predict(dataset.features)),
     )
     artifacts = {ONNX_FILE: onnx_bytes, SKOPS_FILE: to_skops_bytes(trained.estimator)}
+    artifacts |= report_files(metadata, dataset, trained.estimator)
     return write_bundle(root, metadata, artifacts)

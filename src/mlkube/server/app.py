@@ -27,8 +27,11 @@ from mlkube.errors import (
 )
 from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
+from mlkube.server.docs import ApiDocs
 from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
+from mlkube.server.kserve import protocol_routes
 from mlkube.server.logs import AccessLog
+from mlkube.server.page import ModelPage
 from mlkube.server.schemas import BatchPrediction, Health, PredictRequest, Readiness
 from mlkube.server.service import ModelService
 from mlkube.settings import Settings
@@ -61,6 +64,9 @@ class App:
             Route("/health", {"GET": self.health}, summary="Liveness: the process answers"),
             Route("/ready", {"GET": self.ready}, summary="Readiness: the model is loaded and warm"),
             Route("/metrics", {"GET": self.prometheus}, summary="Prometheus metrics of all workers"),
+            *protocol_routes(self.service, self.metrics, self.ready),
+            *ApiDocs(lambda: self.router.routes, self.service, self.settings).routes(),
+            *ModelPage(self).routes(),
         ]
 
     # --- lifecycle (RSGI) -------------------------------------------------------------------------

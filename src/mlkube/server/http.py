@@ -56,6 +56,22 @@ Handler = Callable[[Request], Response]
 
 
 @dataclass(frozen=True)
+class Operation:
+    """What /openapi.json says of one method of a route, next to the handler it describes.
+
+    `request` and the values of `responses` are msgspec types (a tuple of types: one of them), so the
+    document's schemas are the decoders' own. `responses` lists what the handler itself answers; the
+    statuses the app adds around it (401, 413, 415, 400 for a malformed body...) follow from the route.
+    """
+
+    request: object = None
+    responses: Mapping[int, object] = field(default_factory=dict)
+    description: str = ""
+    example: object = None
+    content_type: str = JSON
+
+
+@dataclass(frozen=True)
 class Route:
     """One path template (`/v2/models/{name}/infer`) and its handler per method.
 
@@ -67,6 +83,7 @@ class Route:
     handlers: Mapping[str, Handler]
     protected: bool = False
     summary: str = ""
+    operations: Mapping[str, Operation] = field(default_factory=dict)
 
     @property
     def reads_body(self) -> bool:

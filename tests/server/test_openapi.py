@@ -1,0 +1,205 @@
+"""/openapi.json: a valid OpenAPI 3.1 document of every route, whose schemas take what the server takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from mlkube.model.bundle import Bundle
+from mlkube.server.app import build_app
+from mlkube.settings import Settings
+from tests.conftest import NOTES_ROW
+from tests.support import RunningServer, start_server
+
+JSON = "application/json"
+
+
+@pytest.fixture(scope="module")
+def document(server: RunningServer) -> dict[str, Any]:
+    response = server.client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == JSON
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def request_validator(document: dict[str, Any], method: str, path: str) -> OAS31Validator:
+    schema = document["paths"][path][method.lower()]["requestBody"]["content"][JSON]["schema"]
+    return OAS31Validator({**schema, "components": document["components"]})
+
+
+def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"] == "mlkube"
+
+
+def test_every_route_of_the_app_is_described(
+    document: dict[str, Any], iris_bundle: Bundle, tmp_path: Path
+) -> None:
+    app = build_app(Settings(), iris_bundle, None, tmp_path / "draining")
+    routes = {(method.lower(), route.template) for route in app.routes() for method in route.handlers}
+    described = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert described == routes
+    assert ("post", "/v1/models/{name}:predict") in described
+    assert ("post", "/v2/models/{name}/versions/{version}/infer") in described
+
+
+def test_operation_ids_are_unique_and_path_parameters_declared(document: dict[str, Any]) -> None:
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    infer = document["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert [(p["name"], p["in"], p["example"]) for p in infer["parameters"]] == [
+        ("name", "path", "iris"),
+        ("version", "path", "v1"),
+    ]
+
+
+def test_predict_schema_takes_the_notes_body_and_refuses_a_string(document: dict[str, Any]) -> None:
+    validator = request_validator(document, "POST", "/predict")
+    assert validator.is_valid({"features": [5.1, 3.5, 1.4, 0.2]})
+    assert not validator.is_valid("features")
+    assert not validator.is_valid({"features": "5.1,3.5,1.4,0.2"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("post", "/predict", {"200", "400", "413", "415", "422", "503"}),
+        ("post", "/v1/models/{name}:predict", {"200", "400", "404", "413", "415", "422", "503"}),
+        ("post", "/v2/models/{name}/infer", {"200", "400", "404", "413", "415", "503"}),
+        ("get", "/v2/models/{name}", {"200", "404", "503"}),
+        ("get", "/ready", {"200", "503"}),
+        ("get", "/health", {"200"}),
+        ("get", "/docs/{asset}", {"200", "404"}),
+    ],
+)
+def test_each_operation_lists_the_statuses_it_can_answer(
+    document: dict[str, Any], method: str, path: str, statuses: set[str]
+) -> None:
+    responses = document["paths"][path][method]["responses"]
+    assert set(responses) == statuses
+    for status, response in responses.items():
+        assert "X-Request-ID" in response["headers"]
+        if status.startswith("4"):
+            assert response["content"][JSON]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def test_metrics_and_docs_declare_their_content_types(document: dict[str, Any]) -> None:
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert next(iter(metrics)).startswith("text/plain")
+    assert list(document["paths"]["/docs"]["get"]["responses"]["200"]["content"]) == [
+        "text/html; charset=utf-8"
+    ]
+
+
+def test_without_api_keys_no_security_is_declared(document: dict[str, Any]) -> None:
+    assert "securitySchemes" not in document["components"]
+    assert all("security" not in op for item in document["paths"].values() for op in item.values())
+
+
+def test_every_example_is_valid_and_answered_200(server: RunningServer, document: dict[str, Any]) -> None:
+    examples = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody", {}).get("content", {}).get(JSON, {})
+            if "example" not in body:
+                continue
+            examples += 1
+            assert request_validator(document, method, path).is_valid(body["example"]), path
+            concrete = path.replace("{name}", "iris").replace("{version}", "v1")
+            assert server.client.request(method, concrete, json=body["example"]).status_code == 200, path
+    assert examples == 4  # /predict, V1 :predict, V2 infer with and without the version
+
+
+V2 = "/v2/models/{name}/infer"
+
+
+def v2(data: Any, shape: list[int] | None = None, datatype: str = "FP32", **extra: Any) -> dict[str, Any]:
+    shape = shape or [1, 4]
+    return {"inputs": [{"name": "features", "shape": shape, "datatype": datatype, "data": data}], **extra}
+
+
+AGREEMENT = [
+    ("/predict", {"features": NOTES_ROW}),
+    ("/predict", {"instances": [NOTES_ROW, NOTES_ROW]}),
+    ("/predict", {"features": NOTES_ROW, "instances": None}),
+    ("/predict", {"features": NOTES_ROW, "unknown": 1}),
+    ("/predict", "features"),
+    ("/predict", [NOTES_ROW]),
+    ("/predict", {}),
+    ("/predict", {"features": None}),
+    ("/predict", {"features": [1, 2, 3]}),
+    ("/predict", {"features": [True, 3.5, 1.4, 0.2]}),
+    ("/predict", {"features": [1e39, 3.5, 1.4, 0.2]}),
+    ("/predict", {"features": NOTES_ROW, "instances": [NOTES_ROW]}),
+    ("/predict", {"instances": []}),
+    ("/predict", {"instances": [NOTES_ROW] * 1001}),
+    ("/predict", {"instances": NOTES_ROW}),
+    ("/v1/models/{name}:predict", {"instances": [NOTES_ROW]}),
+    ("/v1/models/{name}:predict", {"instances": []}),
+    ("/v1/models/{name}:predict", {"instances": [[1, 2, 3]]}),
+    ("/v1/models/{name}:predict", {}),
+    (V2, v2(NOTES_ROW)),
+    (V2, v2([NOTES_ROW])),
+    (V2, v2([5, 3, 1, 0], datatype="INT32")),
+    (V2, v2([5, 3, 1, 0], datatype="UINT8", id="x", outputs=[{"name": "label"}])),
+    (V2, v2(NOTES_ROW, datatype="INT32")),
+    (V2, v2([5, 3, 1, 300], datatype="INT8")),
+    (V2, v2([5, 3, 1, -1], datatype="UINT16")),
+    (V2, v2([5, 3, 1, 70000], datatype="FP16")),
+    (V2, v2([5, 3, 1, 1e39], datatype="FP64")),
+    (V2, v2(NOTES_ROW, datatype="BOOL")),
+    (V2, v2([1, 2, "3", 4])),
+    (V2, v2([1, 2, 3], shape=[1, 3])),
+    (V2, v2([NOTES_ROW] * 1001, shape=[1001, 4])),
+    (V2, v2(NOTES_ROW, outputs=[{"name": "scores"}])),
+    (V2, v2(NOTES_ROW, id=7)),
+    (V2, {"inputs": []}),
+    (V2, {"inputs": [v2(NOTES_ROW)["inputs"][0] | {"name": "x"}]}),
+    (V2, {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), AGREEMENT)
+def test_schema_and_server_agree_on_what_is_accepted(
+    server: RunningServer, document: dict[str, Any], path: str, body: Any
+) -> None:
+    promised = request_validator(document, "POST", path).is_valid(body)
+    concrete = path.replace("{name}", "iris")
+    status = server.client.post(concrete, json=body).status_code
+    assert promised == (status == 200), f"schema says {promised}, server answers {status}"
+
+
+@pytest.fixture(scope="module")
+def keyed_document(model_dir: Path) -> Iterator[dict[str, Any]]:
+    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "docs-key"}) as running:
+        response = running.client.get("/openapi.json")  # open, like the probes
+        assert response.status_code == 200
+        yield response.json()
+
+
+def test_with_api_keys_protected_operations_declare_the_schemes(keyed_document: dict[str, Any]) -> None:
+    validate(keyed_document)
+    assert keyed_document["components"]["securitySchemes"] == {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "Bearer": {"type": "http", "scheme": "bearer"},
+    }
+    paths = keyed_document["paths"]
+    for method, path in [("post", "/predict"), ("post", V2), ("get", "/v1/models"), ("get", "/v2")]:
+        assert paths[path][method]["security"] == [{"ApiKey": []}, {"Bearer": []}], path
+        assert "401" in paths[path][method]["responses"], path
+    for method, path in [
+        ("get", "/health"),
+        ("get", "/v2/health/ready"),
+        ("get", "/metrics"),
+        ("get", "/docs"),
+    ]:
+        assert "security" not in paths[path][method], path
+        assert "401" not in paths[path][method]["responses"], path
