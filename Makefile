@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev,bench]'
+	$(BIN)/pip install --quiet -e '.[train,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## run: train the notes' model if no bundle exists, then serve it on http://127.0.0.1:5000
