@@ -36,6 +36,7 @@ FULL = Config(
     batch_concurrency=8,
     floor_concurrency=(1, 8, 64),
     variant_concurrency=64,
+    v2_concurrency=(8, 64),
     wrk_cpu=1,
     server_cpus=None,
     quiet_wait=15.0,
@@ -48,6 +49,7 @@ QUICK = dataclasses.replace(
     warmup_seconds=1,
     batch_sizes=(1, 1000),
     floor_concurrency=(64,),
+    v2_concurrency=(64,),
     quiet_wait=0.0,
     retry_budget=0.0,
 )
@@ -162,6 +164,8 @@ def _print_run(run: Run, rounds: int) -> None:
     for s in run.samples:
         again = " (re-measured)" if s.retried else ""
         shares = f" workers {'/'.join(f'{x * 100:.0f}%' for x in s.worker_shares)}" if s.worker_shares else ""
+        if len(s.worker_connections) > 1:
+            shares += f" connections {'/'.join(map(str, s.worker_connections))}"
         print(
             f"  {s.kind:6} c={s.concurrency:<3} rows={s.rows:<4} {s.rps:10,.0f} req/s "
             f"{s.rows_per_s:12,.0f} rows/s "

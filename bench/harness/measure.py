@@ -39,12 +39,14 @@ class Config:
     retry_budget: float = 0.0
     """Seconds a whole run may spend re-measuring points that other work disturbed (over `busy_cores`)."""
     busy_cores: float = 0.4
+    v2_concurrency: tuple[int, ...] = ()
+    """mlkube's V2 route with MLServer's body, to compare the two on the same protocol."""
     ready_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
 class Point:
-    kind: str  # "single" (one row, c varies), "batch" (rows vary, c fixed) or "floor" (no-op route)
+    kind: str  # "single" (one row, c varies), "batch" (rows vary, c fixed), "floor" (no-op route), "v2"
     concurrency: int
     rows: int
     request: Request
@@ -77,6 +79,8 @@ class Sample:
     """CPUs busy with neither the server nor wrk: other work on the machine, which skews the point."""
     steal_cores: float
     worker_shares: list[float] = field(default_factory=list)
+    worker_connections: list[int] = field(default_factory=list)
+    """Client connections each server process held halfway through the run, most first."""
     retried: bool = False
     """Measured again because other work took over `busy_cores` the first time; the calmer one is kept."""
 
@@ -126,6 +130,9 @@ def points_for(peer: Peer, config: Config, variant: bool) -> list[Point]:
     floor = peer.floor()
     if floor is not None:
         points += [Point("floor", c, 0, floor) for c in config.floor_concurrency]
+    v2 = peer.v2()
+    if v2 is not None:
+        points += [Point("v2", c, 1, v2) for c in config.v2_concurrency]
     return points
 
 
@@ -220,7 +227,17 @@ def _measure(
     busy_before, steal_before = procs.machine_busy_ticks()
     wrk_before = procs.children_cpu_seconds()
     started = time.perf_counter()
-    result = run_wrk(wrk, url + point.request.path, script, point.concurrency, config.seconds, config.wrk_cpu)
+    held: dict[int, int] = {}
+    port = int(url.rsplit(":", 1)[1])
+    result = run_wrk(
+        wrk,
+        url + point.request.path,
+        script,
+        point.concurrency,
+        config.seconds,
+        config.wrk_cpu,
+        halfway=lambda: held.update(procs.connections_per_process(server.pid, port)),
+    )
     elapsed = time.perf_counter() - started
     busy_after, steal_after = procs.machine_busy_ticks()
     wrk_cores = (procs.children_cpu_seconds() - wrk_before) / elapsed
@@ -253,6 +270,7 @@ def _measure(
         other_cores=max(0.0, busy_cores - server_cores - wrk_cores),
         steal_cores=(steal_after - steal_before) / procs.CLOCK_TICKS / elapsed,
         worker_shares=_worker_shares(server.pid, per_process),
+        worker_connections=sorted(held.values(), reverse=True),
     )
 
 

@@ -65,6 +65,17 @@ def _compact(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def v2_request(rows: int, headers: tuple[tuple[str, str], ...] = ()) -> Request:
+    """An Open Inference Protocol (V2) request asking for `predict` and `predict_proba`, as MLServer needs
+    it and mlkube's `/v2/models/iris/infer` takes it (mlkube names its one input `features`)."""
+    flat = [value for row in batch_rows(rows) for value in row]
+    body = {
+        "inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP64", "data": flat}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
+    return Request("POST", "/v2/models/iris/infer", _compact(body), _JSON + headers, rows)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """A minimal environment, so no LOG_LEVEL or API_KEY of the caller's shell leaks into a server."""
     keep = ("PATH", "HOME", "TMPDIR", "SYSTEMROOT")
@@ -129,6 +140,10 @@ class Peer(ABC):
 
     def floor(self) -> Request | None:
         """The same server's cheapest route, for the /predict-versus-floor ratio."""
+        return None
+
+    def v2(self) -> Request | None:
+        """A single-row V2 inference request, when the server speaks V2 besides its main protocol."""
         return None
 
     @abstractmethod
@@ -223,12 +238,7 @@ class MlserverPeer(Peer):
         return request
 
     def batch(self, rows: int) -> Request | None:
-        flat = [value for row in batch_rows(rows) for value in row]
-        body = {
-            "inputs": [{"name": "input-0", "shape": [rows, 4], "datatype": "FP64", "data": flat}],
-            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
-        }
-        return Request("POST", "/v2/models/iris/infer", _compact(body), _JSON, rows)
+        return v2_request(rows)
 
     def check(self, answer: dict[str, object]) -> bool:
         outputs = answer.get("outputs")
@@ -277,6 +287,9 @@ class MlkubePeer(Peer):
 
     def floor(self) -> Request | None:
         return Request("GET", "/health")
+
+    def v2(self) -> Request | None:
+        return v2_request(1, self.headers)
 
     def check(self, answer: dict[str, object]) -> bool:
         return answer.get("class_name") == "setosa" and answer.get("prediction") == 0

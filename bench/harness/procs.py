@@ -89,6 +89,49 @@ def tree_memory(root: int) -> Memory:
     return Memory(rss_kib / 1024, pss_kib / 1024, processes)
 
 
+def _established_inodes(port: int) -> set[int]:
+    """Socket inodes of established TCP connections whose local end is `port` (IPv4 and IPv6)."""
+    inodes: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (_PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def connections_per_process(root: int, port: int) -> dict[int, int]:
+    """How many client connections on `port` each process of the tree holds open right now."""
+    inodes = _established_inodes(port)
+    counts: dict[int, int] = {}
+    for pid in tree_pids(root):
+        held = sum(
+            1 for target in _fd_targets(pid) if target.startswith("socket:[") and int(target[8:-1]) in inodes
+        )
+        if held:
+            counts[pid] = held
+    return counts
+
+
+def _fd_targets(pid: int) -> list[str]:
+    targets = []
+    try:
+        descriptors = list((_PROC / str(pid) / "fd").iterdir())
+    except OSError:
+        return []
+    for descriptor in descriptors:
+        try:
+            targets.append(str(descriptor.readlink()))
+        except OSError:  # closed meanwhile
+            continue
+    return targets
+
+
 def machine_busy_ticks() -> tuple[int, int]:
     """(busy, steal) clock ticks of all CPUs since boot, from the first line of /proc/stat."""
     values = [int(v) for v in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]

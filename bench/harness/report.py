@@ -71,6 +71,14 @@ class Summary:
             return None
         return mine.median / theirs.median
 
+    def v2_ratio(self, concurrency: int) -> float | None:
+        """mlkube's V2 route against MLServer's, the very same request body."""
+        mine = self.stat(MLKUBE, "v2", concurrency, 1, rps)
+        theirs = self.single(MLSERVER, concurrency, rps)
+        if mine is None or theirs is None or theirs.median <= 0:
+            return None
+        return mine.median / theirs.median
+
     def floor_ratio(self, concurrency: int) -> float | None:
         predict = self.single(MLKUBE, concurrency, rps)
         floor = self.stat(MLKUBE, "floor", concurrency, 0, rps)
@@ -205,6 +213,10 @@ def ratio_lines(summary: Summary) -> list[str]:
                 parts.append(f"{value:.1f}x {label}")
         if parts:
             lines.append(f"mlkube /predict at c={concurrency}: " + ", ".join(parts))
+    for concurrency in summary.config.v2_concurrency:
+        v2 = summary.v2_ratio(concurrency)
+        if v2 is not None:
+            lines.append(f"mlkube V2 infer at c={concurrency}: {v2:.1f}x MLServer on the same request")
     floor = summary.floor_ratio(64)
     if floor is not None:
         lines.append(f"mlkube /predict at c=64 is {floor * 100:.0f}% of its own /health floor")

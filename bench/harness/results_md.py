@@ -91,6 +91,7 @@ def markdown(
         *_noise(summary),
     ]
     out += _single_section(summary, labels)
+    out += _v2_section(summary)
     out += _batch_section(summary, labels)
     out += _floor_section(summary)
     out += _feature_section(summary, in_process)
@@ -176,6 +177,33 @@ def _single_section(summary: Summary, labels: dict[str, str]) -> list[str]:
         "Ratios of mlkube's median req/s to the peers' (same run):",
         "",
         *_table(["concurrency", "mlkube / the notes' app", "mlkube / MLServer"], ratio_rows),
+    ]
+
+
+def _v2_section(summary: Summary) -> list[str]:
+    rows = [
+        [
+            f"c={c}",
+            show(summary.stat(MLKUBE, "v2", c, 1, rps)),
+            show(summary.stat(MLKUBE, "v2", c, 1, p99)),
+            show(summary.single(MLSERVER, c, rps)),
+            show(summary.single(MLSERVER, c, p99)),
+            _ratio(summary.v2_ratio(c)),
+        ]
+        for c in summary.config.v2_concurrency
+        if summary.samples(MLKUBE, "v2", c, 1)
+    ]
+    if not rows:
+        return []
+    header = ["concurrency", "mlkube V2 req/s", "mlkube p99 ms", "MLServer req/s", "MLServer p99 ms", "ratio"]
+    return [
+        "",
+        "## The same protocol: V2 inference, one row, `predict` + `predict_proba`",
+        "",
+        "mlkube's `/v2/models/iris/infer` answers the very body MLServer gets above (MLServer's numbers "
+        "are its single-row column).",
+        "",
+        *_table(header, rows),
     ]
 
 
@@ -282,7 +310,13 @@ def _balance_section(summary: Summary) -> list[str]:
     if not samples:
         return []
     rows = [
-        [str(s.round), " / ".join(f"{share * 100:.0f}%" for share in s.worker_shares), number(s.rps)]
+        [
+            str(s.round),
+            " / ".join(f"{share * 100:.0f}%" for share in s.worker_shares),
+            " / ".join(str(count) for count in s.worker_connections) or _DASH,
+            number(s.rps),
+            f"{s.other_cores:.2f}",
+        ]
         for s in samples
     ]
     return [
@@ -290,11 +324,13 @@ def _balance_section(summary: Summary) -> list[str]:
         "## Worker balance (mlkube, 2 workers, c=8, one line per round)",
         "",
         "Each worker's share of the CPU time the worker processes spent during the c=8 run (the same "
-        "work per request, so CPU time is proportional to requests served). Every round starts a fresh "
-        "server, so the assignment of connections to workers is drawn anew; the spread is shown, not "
-        "averaged away.",
+        "work per request, so CPU time is proportional to requests served), and how many of wrk's 8 "
+        "keep-alive connections each worker held halfway through (from /proc: socket inodes of each "
+        "process against the established connections on the port). Every round starts a fresh server, "
+        "so the assignment of connections to workers is drawn anew; the spread is shown, not averaged "
+        "away. Other work on the machine can also starve one worker.",
         "",
-        *_table(["round", "worker shares", "req/s"], rows),
+        *_table(["round", "worker shares", "connections per worker", "req/s", "other work, cores"], rows),
     ]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,15 +87,30 @@ def write_script(request: Request, folder: Path, name: str) -> Path:
     return path
 
 
-def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: int, cpu: int | None) -> WrkResult:
-    """Closed loop: `connections` keep-alive connections from one wrk thread, each sends after each answer."""
+def run_wrk(
+    wrk: str,
+    url: str,
+    script: Path,
+    connections: int,
+    seconds: int,
+    cpu: int | None,
+    halfway: Callable[[], None] | None = None,
+) -> WrkResult:
+    """Closed loop: `connections` keep-alive connections from one wrk thread, each sends after each answer.
+
+    `halfway` is called once in the middle of the run (to look at the server while it is loaded).
+    """
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    found = [line for line in done.stdout.splitlines() if line.startswith(_MARKER)]
-    if done.returncode != 0 or not found:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        if halfway is not None:
+            time.sleep(seconds / 2)
+            halfway()
+        stdout, stderr = process.communicate(timeout=seconds + 60)
+    found = [line for line in stdout.splitlines() if line.startswith(_MARKER)]
+    if process.returncode != 0 or not found:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.strip() or stdout.strip()}")
     data = json.loads(found[-1][len(_MARKER) :])
     return WrkResult(
         requests=data["requests"],

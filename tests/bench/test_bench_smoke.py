@@ -55,6 +55,7 @@ def test_quick_run_writes_results_json_with_every_point(quick_run: tuple[Path, s
     main_run = next(run for run in data["runs"] if run["server"] == "mlkube")
     points = {(s["kind"], s["concurrency"], s["rows"]) for s in main_run["samples"]}
     expected = {("single", 1, 1), ("single", 8, 1), ("single", 64, 1), ("batch", 8, 1000), ("floor", 64, 0)}
+    expected.add(("v2", 64, 1))
     assert expected <= points
     for sample in main_run["samples"]:
         assert sample["requests_ok"] > 0
@@ -77,13 +78,15 @@ def test_access_log_is_one_line_per_request_and_off_at_warning(quick_run: tuple[
     assert without < 0.01
 
 
-def test_c8_point_records_both_workers_shares(quick_run: tuple[Path, str]) -> None:
+def test_c8_point_records_each_workers_share_and_connections(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     runs = json.loads((out / "results.json").read_text())["runs"]
     main_run = next(run for run in runs if run["server"] == "mlkube")
     c8 = next(s for s in main_run["samples"] if (s["kind"], s["concurrency"]) == ("single", 8))
     assert sum(c8["worker_shares"]) == pytest.approx(1.0, abs=0.02)
     assert 1 <= len(c8["worker_shares"]) <= 2
+    assert sum(c8["worker_connections"]) == 8  # wrk's 8 keep-alive connections, all held by workers
+    assert 1 <= len(c8["worker_connections"]) <= 2
 
 
 def test_results_md_has_the_tables_and_targets(quick_run: tuple[Path, str]) -> None:
