@@ -39,8 +39,8 @@ FULL = Config(
     v2_concurrency=(8, 64),
     wrk_cpu=1,
     server_cpus=None,
-    quiet_wait=15.0,
-    retry_budget=150.0,
+    quiet_wait=10.0,
+    retry_budget=120.0,
 )
 QUICK = dataclasses.replace(
     FULL,
@@ -76,12 +76,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        help="wait up to this many s before each server start for other work to calm down (15; quick 0)",
+        help="wait up to this many s before each server start for other work to calm down (10; quick 0)",
     )
     parser.add_argument(
         "--retry-budget",
         type=float,
-        help="seconds the run may spend re-measuring points disturbed by other work (150; quick 0)",
+        help="seconds the run may spend waiting for calm and re-measuring disturbed points (120; quick 0)",
     )
     parser.add_argument(
         "--pin",

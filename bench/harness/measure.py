@@ -37,7 +37,8 @@ class Config:
     quiet_wait: float = 0.0
     """Before each server start, wait up to this many seconds for other work to drop below 0.3 cores."""
     retry_budget: float = 0.0
-    """Seconds a whole run may spend re-measuring points that other work disturbed (over `busy_cores`)."""
+    """Seconds a whole run may spend waiting for calm and re-measuring points that other work disturbed
+    (over `busy_cores`); the quiet waits before server starts come out of the same budget."""
     busy_cores: float = 0.4
     v2_concurrency: tuple[int, ...] = ()
     """mlkube's V2 route with MLServer's body, to compare the two on the same protocol."""
@@ -87,6 +88,8 @@ class Sample:
 
 @dataclass
 class RetryBudget:
+    """What is left of `Config.retry_budget` in this run, in seconds."""
+
     seconds: float
 
 
@@ -150,8 +153,10 @@ def run_server(
     peer: Peer, round_no: int, config: Config, scripts: Path, wrk: str, variant: bool, budget: RetryBudget
 ) -> Run:
     busy_before = procs.busy_cores(0.5)
-    if config.quiet_wait > 0:
-        busy_before, _ = procs.wait_until_quiet(0.3, config.quiet_wait)
+    patience = min(config.quiet_wait, budget.seconds)
+    if patience > 0:
+        busy_before, waited = procs.wait_until_quiet(0.3, patience)
+        budget.seconds -= waited
     ports = free_ports(3)
     launch = peer.launch(ports)
     command = launch.command

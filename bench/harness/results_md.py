@@ -362,8 +362,9 @@ def _method(config: Config) -> list[str]:
         f"{config.quiet_wait:g} s for the rest of the machine to use under 0.3 cores, and every point "
         "records the CPU that neither the server nor wrk used (`results.json`: `other_cores`). A point "
         f"during which other work took more than {config.busy_cores:g} cores is measured once more after "
-        "waiting up to 10 s for calm, and the calmer of the two is kept (`retried`), within a budget of "
-        f"{config.retry_budget:g} s per run.",
+        "waiting up to 10 s for calm, and the calmer of the two is kept (`retried`). Waiting and "
+        f"re-measuring share a budget of {config.retry_budget:g} s per run, so the run stays near 15 min "
+        "however busy the machine is.",
         "- req/s and rows/s count 2xx answers; errors are non-2xx answers plus socket errors (connect, "
         "read, write, timeouts over 5 s). Latency percentiles are wrk's, per request, closed loop.",
         "- Server CPU per request: utime+stime of every process in the server's tree from "
