@@ -1,0 +1,126 @@
+"""Keeps bench/run.py from rotting: a tiny --quick run against mlkube alone; outputs parsed, no timing judged.
+
+Needs Debian's `wrk` (the benchmark's load generator). .ci/system-deps installs it; without it this test
+fails with that message instead of skipping, so a missing install step cannot pass as green.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "bench" / "run.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    if shutil.which("wrk") is None:
+        pytest.fail(
+            "wrk is not installed: the benchmark smoke test needs Debian's `wrk`; "
+            ".ci/system-deps must install it (CI does: apt-get install -y wrk)"
+        )
+    out = tmp_path_factory.mktemp("bench")
+    command = [
+        sys.executable,
+        str(RUN),
+        "--quick",
+        "--only",
+        "mlkube",
+        "--duration",
+        "1",
+        "--warmup",
+        "1",
+        "--out",
+        str(out),
+        "--work",
+        str(out / "work"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False, cwd=REPO)
+    assert done.returncode == 0, f"bench/run.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return out, done.stdout
+
+
+def test_quick_run_writes_results_json_with_every_point(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    data = json.loads((out / "results.json").read_text())
+    servers = {run["server"] for run in data["runs"]}
+    assert servers == {"mlkube", "mlkube-nolog", "mlkube-auth"}
+    main_run = next(run for run in data["runs"] if run["server"] == "mlkube")
+    points = {(s["kind"], s["concurrency"], s["rows"]) for s in main_run["samples"]}
+    expected = {("single", 1, 1), ("single", 8, 1), ("single", 64, 1), ("batch", 8, 1000), ("floor", 64, 0)}
+    expected.add(("v2", 64, 1))
+    assert expected <= points
+    for sample in main_run["samples"]:
+        assert sample["requests_ok"] > 0
+        assert sample["rps"] > 0
+        assert sample["p99_ms"] >= sample["p50_ms"] > 0
+        assert sample["cpu_us_per_request"] > 0
+    assert 0 < main_run["start_to_ready_s"] < 60
+    assert main_run["pss_mib"] > 0
+    assert main_run["processes"] >= 3  # supervisor + 2 workers
+    assert main_run["exit_code"] == 0
+    assert json.loads(main_run["answer"])["class_name"] == "setosa"
+
+
+def test_access_log_is_one_line_per_request_and_off_at_warning(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    runs = {run["server"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    with_log = runs["mlkube"]["samples"][0]["output_lines_per_request"]
+    without = runs["mlkube-nolog"]["samples"][0]["output_lines_per_request"]
+    assert with_log == pytest.approx(1.0, abs=0.05)
+    assert without < 0.01
+
+
+def test_c8_point_records_each_workers_share_and_connections(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    main_run = next(run for run in runs if run["server"] == "mlkube")
+    c8 = next(s for s in main_run["samples"] if (s["kind"], s["concurrency"]) == ("single", 8))
+    assert sum(c8["worker_shares"]) == pytest.approx(1.0, abs=0.02)
+    assert 1 <= len(c8["worker_shares"]) <= 2
+    assert sum(c8["worker_connections"]) == 8  # wrk's 8 keep-alive connections, all held by workers
+    assert 1 <= len(c8["worker_connections"]) <= 2
+
+
+def test_results_md_has_the_tables_and_targets(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    text = (out / "RESULTS.md").read_text()
+    for heading in (
+        "## Single-row requests",
+        "## Batches",
+        "## mlkube against its own floor",
+        "## What each feature costs per request",
+        "## Worker balance",
+        "## Issue 6 targets",
+        "## Machine and versions",
+    ):
+        assert heading in text
+    assert "| p99 at c=64 | ≤ 10 ms |" in text
+    assert "granian" in text  # the versions line of mlkube
+
+
+def test_chart_is_a_png(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    assert (out / "results.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_ratio_lines_come_last(quick_run: tuple[Path, str]) -> None:
+    _, stdout = quick_run
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("target worker balance at c=8")
+
+
+def test_from_json_rewrites_the_same_results_md(quick_run: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = quick_run
+    command = [sys.executable, str(RUN), "--from-json", str(out / "results.json"), "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "RESULTS.md").read_text() == (out / "RESULTS.md").read_text()
+    assert (tmp_path / "results.png").read_bytes()[:8] == PNG_SIGNATURE
