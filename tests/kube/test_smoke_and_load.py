@@ -81,7 +81,7 @@ def test_smoke_passes_and_exits_zero(served: str, key_file: Path) -> None:
 
 
 def test_smoke_takes_the_key_from_the_environment(served: str) -> None:
-    env = {**os.environ, "MLKUBE_API_KEY": "smoke-key-1"}
+    env = {**os.environ, "MLKUBE_API_KEY": "smoke-key-1"}  # pragma: allowlist secret
     assert mlkube("smoke", "--url", served, env=env).returncode == 0
 
 

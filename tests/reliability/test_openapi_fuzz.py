@@ -21,6 +21,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation, BaseSchema
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from mlkube.model.bundle import Bundle
 from tests.reliability.inprocess import in_process_app
@@ -65,6 +66,26 @@ def has_inputs(operation: Operation) -> bool:
     return any(len(group) for group in parameters) or len(operation.body) > 0
 
 
+# HTTP framing is the server's (granian's) to police, answered with its own plain-text 400 before the app
+# runs; the document describes the API, so generated cases keep their hands off these headers.
+FRAMING_HEADERS = frozenset({"transfer-encoding", "content-length", "connection", "te", "upgrade", "host"})
+
+
+def drop_framing_headers(case: schemathesis.Case[Operation]) -> None:
+    for name in list(case.headers or {}):
+        if name.lower() in FRAMING_HEADERS:
+            del case.headers[name]
+
+
+def excluded_checks(operation: Operation) -> list[Any]:
+    """V2 infer ties `data`'s length to `shape` (a 400 when they disagree, as the protocol says); JSON Schema
+    cannot state that relation, so a schema-valid body may be rightly refused there. Every other check,
+    including "no 5xx" and "the answer matches the documented schema", still runs on these routes."""
+    if operation.path.endswith("/infer"):
+        return [positive_data_acceptance]
+    return []
+
+
 class Fuzzer:
     def __init__(self, server: RunningServer, protected: set[str]) -> None:
         self.server = server
@@ -83,7 +104,13 @@ class Fuzzer:
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: schemathesis.Case[Operation]) -> None:
             self.cases += 1
-            case.call_and_validate(base_url=self.server.url, headers={"X-API-Key": KEY}, timeout=10)
+            drop_framing_headers(case)
+            case.call_and_validate(
+                base_url=self.server.url,
+                headers={"X-API-Key": KEY},
+                timeout=10,
+                excluded_checks=excluded_checks(operation),
+            )
             if operation.path in self.protected:
                 self.refused_without_key += self.check_refused_without_key(case)
 

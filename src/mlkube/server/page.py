@@ -20,8 +20,8 @@ import numpy as np
 
 from mlkube.errors import InvalidInput, NotFound, RequestError
 from mlkube.model.bundle import Bundle
-from mlkube.server.http import Request, Response, Route
-from mlkube.server.schemas import PredictRequest
+from mlkube.server.http import Operation, Request, Response, Route
+from mlkube.server.schemas import ErrorBody, PredictRequest
 
 if TYPE_CHECKING:
     from mlkube.server.app import App
@@ -101,7 +101,12 @@ class ModelPage:
     def routes(self) -> list[Route]:
         return [
             Route("/", {"GET": self.index}, summary="The model page: card, playground and curl command"),
-            Route("/static/{name}", {"GET": self.asset}, summary="The model page's stylesheet, script, icon"),
+            Route(
+                "/static/{name}",
+                {"GET": self.asset},
+                summary="The model page's stylesheet, script, icon",
+                operations={"GET": Operation(responses={200: str, 404: ErrorBody}, content_type="*/*")},
+            ),
             Route("/model", {"GET": self.card}, protected=True, summary="The model card as JSON"),
             Route(
                 "/predict/proba",
