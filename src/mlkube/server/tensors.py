@@ -74,11 +74,15 @@ def _values_rule(datatype: str) -> dict[str, Any]:
     }
 
 
+# exactly one of `data` and parameters.binary_data_size, which is a byte count
 _BINARY_OR_DATA = {
-    "anyOf": [
+    "oneOf": [
         {"required": ["data"]},
         {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}},
-    ]
+    ],
+    "properties": {
+        "parameters": {"properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
+    },
 }
 
 
