@@ -164,6 +164,11 @@ AGREEMENT = [
     (V2, {"inputs": []}),
     (V2, {"inputs": [v2(NOTES_ROW)["inputs"][0] | {"name": "x"}]}),
     (V2, {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}),
+    (V2, v2([5.0, 3.0, 1.0, 0.0], datatype="INT32")),  # 5.0 is an integer to JSON Schema
+    (V2, {"inputs": [v2(NOTES_ROW)["inputs"][0] | {"parameters": {"binary_data_size": "16"}}]}),
+    ("/predict/proba", {"features": NOTES_ROW}),
+    ("/predict/proba", {"features": [1, 2, 3]}),
+    ("/predict/proba", {}),
 ]
 
 

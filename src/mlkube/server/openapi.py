@@ -19,7 +19,6 @@ import numpy as np
 import mlkube
 from mlkube.server import metrics
 from mlkube.server.http import Operation, Route
-from mlkube.server.page import ProbaBatch, ProbaPrediction
 from mlkube.server.schemas import BatchPrediction, ErrorBody, Health, Prediction, PredictRequest, Readiness
 from mlkube.server.service import ModelService
 from mlkube.server.tensors import INPUT_NAME
@@ -87,15 +86,8 @@ def core_operations(service: ModelService, settings: Settings) -> dict[str, dict
         description='`features` answers one prediction; `instances` answers `{"predictions": [...]}`.',
         example={"features": example_row(service)},
     )
-    proba = Operation(
-        request=predict.request,
-        responses={200: (ProbaPrediction, ProbaBatch), 422: ErrorBody, 503: ErrorBody},
-        description="As /predict; each answer adds `probabilities`, one per class in class order.",
-        example=predict.example,
-    )
     return {
         "/predict": {"POST": predict},
-        "/predict/proba": {"POST": proba},
         "/health": {"GET": Operation(responses={200: Health})},
         "/ready": {"GET": Operation(responses={200: Readiness, 503: Readiness})},
         "/metrics": {"GET": Operation(responses={200: str}, content_type=metrics.CONTENT_TYPE)},

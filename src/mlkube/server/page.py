@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -99,6 +99,15 @@ class ModelPage:
         self._card: bytes | None = None
 
     def routes(self) -> list[Route]:
+        from mlkube.server.openapi import core_operations
+
+        predict = core_operations(self.app.service, self.app.settings)["/predict"]["POST"]
+        proba = Operation(
+            request=predict.request,
+            responses={200: (ProbaPrediction, ProbaBatch), 422: ErrorBody, 503: ErrorBody},
+            description="As /predict, with `probabilities`: every class's, in the order of the model card.",
+            example=predict.example,
+        )
         return [
             Route("/", {"GET": self.index}, summary="The model page: card, playground and curl command"),
             Route(
@@ -107,12 +116,20 @@ class ModelPage:
                 summary="The model page's stylesheet, script, icon",
                 operations={"GET": Operation(responses={200: str, 404: ErrorBody}, content_type="*/*")},
             ),
-            Route("/model", {"GET": self.card}, protected=True, summary="The model card as JSON"),
+            Route(
+                "/model",
+                {"GET": self.card},
+                protected=True,
+                summary="The model card as JSON",
+                # the card's metrics and params are free-form (dict[str, object]): described as an object
+                operations={"GET": Operation(responses={200: dict[str, Any], 503: ErrorBody})},
+            ),
             Route(
                 "/predict/proba",
                 {"POST": self.predict_proba},
                 protected=True,
                 summary="Like /predict, plus every class's probability",
+                operations={"POST": proba},
             ),
         ]
 

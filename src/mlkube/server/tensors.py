@@ -74,11 +74,15 @@ def _values_rule(datatype: str) -> dict[str, Any]:
     }
 
 
+# exactly one of `data` and parameters.binary_data_size, which is a byte count
 _BINARY_OR_DATA = {
-    "anyOf": [
+    "oneOf": [
         {"required": ["data"]},
         {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}},
-    ]
+    ],
+    "properties": {
+        "parameters": {"properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
+    },
 }
 
 
@@ -181,13 +185,54 @@ def decode_request(body: bytes, binary_header: str | None) -> tuple[InferenceReq
     """The request and the bytes after its JSON header (empty unless the binary extension is used)."""
     header_length = _header_length(binary_header, len(body))
     view = memoryview(body)
+    header = view[:header_length] if header_length is not None else view
     try:
-        request = _decode_request(view[:header_length] if header_length is not None else view)
+        request = _decode_with_integral_floats(_decode_request, header)
     except msgspec.ValidationError as error:
         raise InferenceError(_readable(str(error))) from None
     except msgspec.DecodeError as error:
         raise InferenceError(f"body is not valid JSON: {error}") from None
     return request, view[header_length:] if header_length is not None else view[:0]
+
+
+def _decode_with_integral_floats(decode: Callable[[Any], Any], raw: Any) -> Any:
+    """Decode strictly; if an integer arrived as an integral float (`4.0`), accept it as JSON Schema does.
+
+    The OpenAPI document says "integer", and for JSON Schema 4.0 is one; msgspec's int refuses it. Only a
+    request that fails that way pays for the second pass; `4.5` and `"4"` are still refused.
+    """
+    try:
+        return decode(raw)
+    except msgspec.ValidationError as error:
+        if "got `float`" not in str(error):
+            raise
+        original = error
+    try:
+        return decode(_encode(_integral_floats_as_ints(msgspec.json.decode(raw))))
+    except msgspec.ValidationError:
+        raise original from None
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """`value` with every float that is a whole number replaced by that int (iteratively: no recursion)."""
+    pending: list[Any] = []
+
+    def visit(item: Any) -> Any:
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        if isinstance(item, (list, dict)):
+            pending.append(item)
+        return item
+
+    root = visit(value)
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            container[:] = [visit(item) for item in container]
+        else:
+            for key, item in container.items():
+                container[key] = visit(item)
+    return root
 
 
 def _header_length(value: str | None, body_length: int) -> int | None:
@@ -255,7 +300,7 @@ def _from_json(datatype: str, data: msgspec.Raw, rows: int, n_features: int) -> 
     nested = _NESTED.match(data) is not None
     integers = datatype in _INTEGER_TYPES
     try:
-        values = _DECODERS[integers, nested](data)
+        values = _decode_with_integral_floats(_DECODERS[integers, nested], data)
     except msgspec.ValidationError as error:
         message = _readable(str(error)).replace("at $", "at $.inputs[0].data")
         raise InferenceError(f"{datatype} input: {message}") from None
