@@ -369,3 +369,20 @@ def test_a_server_without_a_model_says_so_on_every_v2_route(tmp_path: Path) -> N
         response = client.post(INFER, json={"inputs": [features(NOTES_ROW, [1, 4])]})
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
+
+
+def test_binary_data_size_as_an_integral_float_is_a_byte_count(server: RunningServer) -> None:
+    """JSON Schema's "integer" (what /openapi.json promises) counts 48.0 as an integer; so does the server."""
+    body, header_length = binary_request(np.array(ROWS, dtype=np.float32), "FP32", [{"name": "label"}])
+    header = json.loads(body[:header_length])
+    header["inputs"][0]["parameters"]["binary_data_size"] = float(
+        header["inputs"][0]["parameters"]["binary_data_size"]
+    )
+    new_header = json.dumps(header).encode()
+    response = server.client.post(
+        INFER,
+        content=new_header + body[header_length:],
+        headers={"inference-header-content-length": str(len(new_header))},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == LABELS

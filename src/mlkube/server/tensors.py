@@ -78,7 +78,10 @@ def _values_rule(datatype: str) -> dict[str, Any]:
 _BINARY_OR_DATA = {
     "oneOf": [
         {"required": ["data"]},
-        {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}},
+        {
+            "required": ["parameters"],
+            "properties": {"parameters": {"type": "object", "required": ["binary_data_size"]}},
+        },
     ],
     "properties": {
         "parameters": {"properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
@@ -279,6 +282,8 @@ def _binary_size(parameters: Parameters | None) -> int | None:
     if not parameters or "binary_data_size" not in parameters:
         return None
     size = parameters["binary_data_size"]
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)  # JSON Schema's "integer", which the document promises, counts 16403.0 as one
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InferenceError(f"binary_data_size {size!r} is not a byte count")
     return size
