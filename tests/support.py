@@ -17,6 +17,15 @@ from pathlib import Path
 import httpx
 
 
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the server and its workers: killing only the main process would orphan them."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -52,7 +61,7 @@ class RunningServer:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                kill_group(self.process)
                 self.process.wait()
         return int(self.process.returncode)
 
@@ -67,7 +76,11 @@ def spawn_server(overrides: Mapping[str, str], log_path: Path) -> tuple[subproce
     env.setdefault("PORT", str(free_port()))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlkube.server"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "mlkube.server"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a kill takes the workers too
         )
     return process, f"http://127.0.0.1:{env['PORT']}"
 
@@ -85,7 +98,7 @@ def wait_until_answering(
                 return
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()
+    kill_group(process)
     raise AssertionError(f"server did not answer within {timeout}s:\n{log_path.read_text()}")
 
 
