@@ -16,6 +16,18 @@ from pathlib import Path
 
 import httpx
 
+# Debian's chromium, as the browser tests launch it: no sandbox as root, and no background connections
+# (this machine reaches only package registries; Chromium's own calls home would be refused).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the server and its workers: killing only the main process would orphan them."""

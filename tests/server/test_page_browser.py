@@ -17,17 +17,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.server.test_page import KEY
-from tests.support import RunningServer, start_server
+from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CLASSES = ["setosa", "versicolor", "virginica"]
 BORDERLINE = ["6.0", "2.7", "5.1", "1.6"]  # versicolor 60 %, virginica 40 % with the default forest
