@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
     """Worker processes; default: the CPU quota of the cgroup (a pod's CPU limit), else the core count."""
     max_batch_size: Positive = 1000
     """Most rows accepted in one request."""
+    micro_batch_rows: Positive = 64
+    """Most rows scored in one model call when concurrent requests are joined; 1 scores each on its own."""
     max_body_bytes: Positive = 1_048_576
     """Largest request body accepted, in bytes."""
     max_in_flight: Positive = 256

@@ -6,6 +6,7 @@ over HTTP, a smaller sample proves the same of the real server (status, JSON err
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -66,7 +67,7 @@ def loaded_app(iris_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) ->
 def status_in_process(app: App, body: bytes) -> int:
     """What the app answers `body`: 200, or the status of the RequestError it raised. Anything else raises."""
     try:
-        response = app.predict(Request("POST", "/predict", {}, body=body))
+        response = asyncio.run(app.predict(Request("POST", "/predict", {}, body=body)))
     except RequestError as error:
         return error.status
     return response.status

@@ -28,6 +28,7 @@ from mlkube.errors import (
 )
 from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
+from mlkube.server.batching import MicroBatcher
 from mlkube.server.docs import ApiDocs
 from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
 from mlkube.server.kserve import protocol_routes
@@ -95,6 +96,7 @@ class App:
         self.settings = settings
         self.service = service
         self.metrics = metrics.Metrics(service.name, service.version)
+        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, self.metrics.observe_model_call)
         self.access_log = AccessLog(enabled=settings.log_level in ("DEBUG", "INFO"))
         self._drain_marker = str(drain_marker)
         self._keys = [key.encode() for key in settings.api_key]
@@ -108,7 +110,7 @@ class App:
             Route("/health", {"GET": self.health}, summary="Liveness: the process answers"),
             Route("/ready", {"GET": self.ready}, summary="Readiness: the model is loaded and warm"),
             Route("/metrics", {"GET": self.prometheus}, summary="Prometheus metrics of all workers"),
-            *protocol_routes(self.service, self.metrics, self.ready),
+            *protocol_routes(self.service, self.metrics, self.batcher, self.ready),
             *ApiDocs(lambda: self.router.routes, self.service, self.settings).routes(),
             *ModelPage(self).routes(),
         ]
@@ -119,6 +121,7 @@ class App:
         self.service.load()
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
         self.metrics.attach(loop.call_later)
+        self.batcher.attach(loop)
         self.access_log.attach(loop.call_later)
         self.body_deadlines.attach(loop.call_later)
 
@@ -170,7 +173,8 @@ class App:
         if route.reads_body and request.method == "POST":
             _check_content_type(request.headers)
             request.body = await self._read_body(request.headers, protocol)
-        return handler(request)
+        response = handler(request)
+        return response if isinstance(response, Response) else await response
 
     def _check_in_flight(self) -> None:
         if self._in_flight > self.settings.max_in_flight:
@@ -228,7 +232,7 @@ class App:
 
     # --- handlers ---------------------------------------------------------------------------------
 
-    def predict(self, request: Request) -> Response:
+    async def predict(self, request: Request) -> Response:
         """The notes' route: `{"features": [...]}` → one answer; `{"instances": [[...], ...]}` → a list."""
         self._require_ready()
         body = _decode(request.body)
@@ -240,10 +244,11 @@ class App:
             rows = body.instances
         else:
             raise InvalidInput(f"missing 'features': a list of {self.service.n_features} numbers")
-        scores = self.service.score(self.service.rows_to_array(rows))
+        scores = await self.batcher.score(self.service.rows_to_array(rows))
+        classes = scores.classes.tolist()
         confidences = self.service.confidences(scores)
-        answers = self.service.predictions(scores.classes, confidences)
-        self.metrics.observe_scores(self.service.class_names, scores.classes, confidences)
+        answers = self.service.predictions(classes, confidences)
+        self.metrics.observe_scores(self.service.class_names, classes, confidences)
         if body.features is not None:
             return Response(200, _encode(answers[0]))
         return Response(200, _encode(BatchPrediction(answers)))

@@ -7,7 +7,7 @@ A router and two dataclasses instead of a web framework: every request pays only
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -52,7 +52,7 @@ class MethodNotAllowed(RequestError):
         self.allowed = allowed
 
 
-Handler = Callable[[Request], Response]
+Handler = Callable[[Request], Response | Awaitable[Response]]  # async: waits for the micro-batch
 
 
 @dataclass(frozen=True)

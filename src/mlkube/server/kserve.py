@@ -12,7 +12,7 @@ does, `{"ready": ...}`, with 503 when not ready so the route works as a Kubernet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -20,7 +20,8 @@ import msgspec
 import mlkube
 from mlkube.errors import InvalidInput, NotFound, RequestError
 from mlkube.model.runtime import Scores
-from mlkube.server.http import Handler, Operation, Request, Response, Route
+from mlkube.server.batching import MicroBatcher
+from mlkube.server.http import Operation, Request, Response, Route
 from mlkube.server.metrics import Metrics
 from mlkube.server.openapi import example_row, rows_schema, v2_input_schema
 from mlkube.server.schemas import ErrorBody, Readiness
@@ -75,9 +76,10 @@ _decode_v1 = msgspec.json.Decoder(V1PredictRequest).decode
 class ServedModel:
     """The one model behind the protocol routes: name and version checks, scoring with metrics."""
 
-    def __init__(self, service: ModelService, metrics: Metrics) -> None:
+    def __init__(self, service: ModelService, metrics: Metrics, batcher: MicroBatcher) -> None:
         self.service = service
         self.metrics = metrics
+        self.batcher = batcher
 
     def check(self, params: Mapping[str, str]) -> None:
         """404 unless the path names this model (and, when it names one, this version)."""
@@ -94,18 +96,18 @@ class ServedModel:
         if not self.service.ready:
             raise RequestError(f"model not ready: {self.service.reason}", status=503)
 
-    def score(self, rows: Any) -> Scores:
+    async def score(self, rows: Any) -> Scores:
         service = self.service
-        scores = service.score(rows)
-        self.metrics.observe_scores(service.class_names, scores.classes, service.confidences(scores))
+        scores = await self.batcher.score(rows)
+        self.metrics.observe_scores(service.class_names, scores.classes.tolist(), service.confidences(scores))
         return scores
 
 
 class KServeV1:
     """`/v1/models[/{name}[:predict]]`: list, status and row predictions, as KServe's V1 protocol."""
 
-    def __init__(self, service: ModelService, metrics: Metrics) -> None:
-        self.model = ServedModel(service, metrics)
+    def __init__(self, model: ServedModel) -> None:
+        self.model = model
 
     def routes(self) -> list[Route]:
         status_doc = Operation(responses={200: V1ModelStatus, 404: ErrorBody, 503: V1ModelStatus})
@@ -159,7 +161,7 @@ class KServeV1:
         ready = self.model.service.ready
         return Response(200 if ready else 503, _encode(V1ModelStatus(self.model.service.name, ready)))
 
-    def predict(self, request: Request) -> Response:
+    async def predict(self, request: Request) -> Response:
         self.model.check(request.params)
         self.model.require_ready()
         try:
@@ -168,15 +170,15 @@ class KServeV1:
             raise InvalidInput(str(error).replace("`", "")) from None
         except msgspec.DecodeError as error:
             raise RequestError(f"body is not valid JSON: {error}") from None
-        scores = self.model.score(self.model.service.rows_to_array(body.instances))
+        scores = await self.model.score(self.model.service.rows_to_array(body.instances))
         return Response(200, _encode(V1Predictions(scores.classes.tolist())))
 
 
 class OpenInferenceV2:
     """The Open Inference Protocol's REST routes: server and model metadata, health, `infer`."""
 
-    def __init__(self, service: ModelService, metrics: Metrics, readiness: Handler) -> None:
-        self.model = ServedModel(service, metrics)
+    def __init__(self, model: ServedModel, readiness: Callable[[Request], Response]) -> None:
+        self.model = model
         self._readiness = readiness
 
     def routes(self) -> list[Route]:
@@ -317,14 +319,14 @@ class OpenInferenceV2:
         ready = self.model.service.ready
         return Response(200 if ready else 503, _encode(ModelReady(self.model.service.name, ready)))
 
-    def infer(self, request: Request) -> Response:
+    async def infer(self, request: Request) -> Response:
         model = self.model
         model.check(request.params)
         model.require_ready()
         service = model.service
         body, binary = decode_request(request.body, request.headers.get(BINARY_HEADER))
         rows = input_rows(body.inputs[0], binary, service.n_features, service.settings.max_batch_size)
-        scores = model.score(rows)
+        scores = await model.score(rows)
         all_binary = (body.parameters or {}).get("binary_data_output") is True
         outputs, blobs = output_tensors(body.outputs, all_binary, scores, service.class_names)
         answer = InferenceResponse(
@@ -337,6 +339,9 @@ class OpenInferenceV2:
         return Response(200, payload, content_type="application/octet-stream", headers=headers)
 
 
-def protocol_routes(service: ModelService, metrics: Metrics, readiness: Handler) -> list[Route]:
+def protocol_routes(
+    service: ModelService, metrics: Metrics, batcher: MicroBatcher, readiness: Callable[[Request], Response]
+) -> list[Route]:
     """Every KServe V1 and V2 route, for `App.routes()`."""
-    return [*KServeV1(service, metrics).routes(), *OpenInferenceV2(service, metrics, readiness).routes()]
+    model = ServedModel(service, metrics, batcher)
+    return [*KServeV1(model).routes(), *OpenInferenceV2(model, readiness).routes()]

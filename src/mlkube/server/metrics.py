@@ -12,6 +12,7 @@ SIGKILLed worker loses at most that much; both are far below a scrape interval.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 FLUSH_SECONDS = 0.25
 _MODEL_LABELS = ("model_name", "model_version")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CALL_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 REQUESTS = Counter(
@@ -43,6 +45,12 @@ CONFIDENCE = Histogram(
     "Top class probability of each scored row.",
     _MODEL_LABELS,
     buckets=CONFIDENCE_BUCKETS,
+)
+CALL_ROWS = Histogram(
+    "mlkube_model_call_rows",
+    "Rows scored per model call (requests that arrive together are scored in one call).",
+    _MODEL_LABELS,
+    buckets=CALL_ROWS_BUCKETS,
 )
 MODEL_INFO = Gauge(
     "mlkube_model_info",
@@ -93,6 +101,7 @@ class Metrics:
         self._latency: dict[str, _LocalHistogram] = {}
         self._classes: defaultdict[str, int] = defaultdict(int)
         self._confidence = _LocalHistogram(CONFIDENCE_BUCKETS)
+        self._call_rows = _LocalHistogram(CALL_ROWS_BUCKETS)
         self._schedule: Callable[[float, Callable[[], None]], object] | None = None
         self._flush_pending = False
 
@@ -112,17 +121,20 @@ class Metrics:
         self._flush_soon()
 
     def observe_scores(
-        self, class_names: Sequence[str], classes: NDArray[np.int64], confidences: NDArray[np.float64]
+        self, class_names: Sequence[str], classes: list[int], confidences: list[float]
     ) -> None:
         """Count a whole batch at once: one increment per class and per bucket, not per row."""
         if len(classes) == 1:
-            self._classes[class_names[int(classes[0])]] += 1
-            self._confidence.observe(float(confidences[0]))
+            self._classes[class_names[classes[0]]] += 1
+            self._confidence.observe(confidences[0])
         else:
-            for index, count in enumerate(np.bincount(classes, minlength=len(class_names)).tolist()):
-                if count:
-                    self._classes[class_names[index]] += count
-            self._confidence.observe_many(confidences)
+            for index, count in Tally(classes).items():
+                self._classes[class_names[index]] += count
+            self._confidence.observe_many(np.asarray(confidences))
+        self._flush_soon()
+
+    def observe_model_call(self, rows: int) -> None:
+        self._call_rows.observe(rows)
         self._flush_soon()
 
     def _flush_soon(self) -> None:
@@ -144,6 +156,7 @@ class Metrics:
         for class_name, count in classes.items():
             PREDICTIONS.labels(class_name, *self._model).inc(count)
         self._confidence.push(CONFIDENCE.labels(*self._model))
+        self._call_rows.push(CALL_ROWS.labels(*self._model))
 
 
 def render() -> bytes:

@@ -72,7 +72,8 @@ class ModelService:
                 where = f"row {index}" if len(rows) > 1 else "features"
                 raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
         if len(rows) == 1:  # a single row: checking 4 Python floats beats numpy's per-call overhead
-            if any(not -_FLOAT32_MAX <= value <= _FLOAT32_MAX for value in rows[0]):
+            row = rows[0]
+            if not (min(row) >= -_FLOAT32_MAX and max(row) <= _FLOAT32_MAX):
                 raise InvalidInput(_OUT_OF_RANGE)
             return np.array(rows, dtype=np.float32)
         with np.errstate(over="ignore"):  # values beyond float32's range become ±inf, refused just below
@@ -87,19 +88,19 @@ class ModelService:
         return self.predictor.predict(rows)
 
     @staticmethod
-    def confidences(scores: Scores) -> NDArray[np.float64]:
+    def confidences(scores: Scores) -> list[float]:
         """The top probability per row, to 6 decimals (float32 sums of tree votes give 1.0000001)."""
         probabilities = scores.probabilities
         if len(probabilities) == 1:  # a single row: plain Python beats numpy's per-call overhead
-            return np.array([round(max(probabilities[0].tolist()), 6)])
+            return [round(max(probabilities[0].tolist()), 6)]
         top: NDArray[np.float64] = probabilities.max(axis=1).astype(np.float64)
-        return np.round(top, 6)
+        return np.round(top, 6).tolist()  # type: ignore[no-any-return]
 
-    def predictions(self, classes: NDArray[np.int64], confidences: NDArray[np.float64]) -> list[Prediction]:
+    def predictions(self, classes: list[int], confidences: list[float]) -> list[Prediction]:
         """The notes' four keys per row."""
         names = self.class_names
         version = self.version
         return [
             Prediction(index, names[index], confidence, version)
-            for index, confidence in zip(classes.tolist(), confidences.tolist(), strict=False)
+            for index, confidence in zip(classes, confidences, strict=True)
         ]

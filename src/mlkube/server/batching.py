@@ -1,0 +1,103 @@
+"""Micro-batching: the rows of requests that arrive together are scored in one model call.
+
+Under load many requests of one worker are ready in the same turn of its event loop. Each one hands its
+validated rows to the `MicroBatcher` and waits; at the end of the turn (`call_soon`, no timer, so nothing
+waits for company that is not already there) the batcher scores all of them at once and gives each request
+its own slice. One ONNX Runtime call costs about the same for 1 row as for 30, and every call releases and
+retakes the GIL, so under load this halves the CPU a request costs; alone, a request pays one extra loop
+hop (a few µs).
+
+A request of `max_rows` rows or more is scored on its own at once: it is a batch already. If the joint call
+fails, every request is scored again on its own, so one request's failure never becomes its neighbours'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlkube.model.runtime import Scores
+
+Score = Callable[[NDArray[np.float32]], Scores]
+ObserveCall = Callable[[int], None]
+
+
+class MicroBatcher:
+    """One worker's queue of rows waiting for the end of the current event-loop turn."""
+
+    def __init__(self, score: Score, max_rows: int, observe_call: ObserveCall | None = None) -> None:
+        self._score = score
+        self.max_rows = max_rows
+        self._observe_call = observe_call
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrays: list[NDArray[np.float32]] = []
+        self._waiting: list[asyncio.Future[Scores]] = []
+        self._rows = 0
+        self._scheduled = False
+
+    def attach(self, loop: Any) -> None:
+        """The worker's event loop (granian hands it to the app at start-up)."""
+        self._loop = loop
+
+    def score(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
+        """A future of `rows`' scores, resolved at the end of this loop turn (at once for a full batch)."""
+        loop = self._loop or asyncio.get_running_loop()
+        waiting: asyncio.Future[Scores] = loop.create_future()
+        if len(rows) >= self.max_rows:
+            self._settle([rows], [waiting])
+            return waiting
+        if self._rows + len(rows) > self.max_rows:
+            self.flush()
+        self._arrays.append(rows)
+        self._waiting.append(waiting)
+        self._rows += len(rows)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+        return waiting
+
+    def flush(self) -> None:
+        """Score everything queued, in one call."""
+        arrays, waiting = self._arrays, self._waiting
+        self._arrays, self._waiting, self._rows, self._scheduled = [], [], 0, False
+        if arrays:
+            self._settle(arrays, waiting)
+
+    def _settle(self, arrays: list[NDArray[np.float32]], waiting: list[asyncio.Future[Scores]]) -> None:
+        try:
+            scores = self._call(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+        except Exception as error:  # noqa: BLE001 - handed to the request(s) it belongs to
+            if len(arrays) == 1:
+                _fail(waiting[0], error)
+            else:
+                for rows, future in zip(arrays, waiting, strict=True):
+                    self._settle([rows], [future])
+            return
+        if len(arrays) == 1:
+            _resolve(waiting[0], scores)
+            return
+        start = 0
+        for rows, future in zip(arrays, waiting, strict=True):
+            end = start + len(rows)
+            _resolve(future, Scores(scores.classes[start:end], scores.probabilities[start:end]))
+            start = end
+
+    def _call(self, rows: NDArray[np.float32]) -> Scores:
+        scores = self._score(rows)
+        if self._observe_call is not None:
+            self._observe_call(len(rows))
+        return scores
+
+
+def _resolve(future: asyncio.Future[Scores], scores: Scores) -> None:
+    if not future.done():  # done: its request was cancelled while it waited
+        future.set_result(scores)
+
+
+def _fail(future: asyncio.Future[Scores], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
