@@ -34,3 +34,10 @@ def server(model_dir: Path) -> Iterator[RunningServer]:
     """One worker serving the notes' model with default settings and no API key."""
     with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1"}) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def two_workers(model_dir: Path) -> Iterator[RunningServer]:
+    """Two worker processes, as a 2-CPU pod runs."""
+    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "2"}) as running:
+        yield running

@@ -15,6 +15,8 @@ import sys
 _SNIPPET = r"""
 import json, os, tempfile, time
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlkube-bench-")
+import numpy as np
+from mlkube.model.runtime import Scores
 from mlkube.server import metrics
 from mlkube.server.logs import AccessLog
 
@@ -37,10 +39,11 @@ def later(seconds, callback):  # a test double for the event loop's call_later: 
 
 m = metrics.Metrics("iris", "v1")
 m.attach(later)
-names, classes, confidences = ["setosa", "versicolor", "virginica"], [0], [1.0]
+names = ["setosa", "versicolor", "virginica"]
+scores, confidences = Scores(np.array([0]), np.array([[1.0, 0.0, 0.0]], dtype=np.float32)), [1.0]
 def observe():
     m.observe_request("/predict", "POST", 200, 0.0004)
-    m.observe_scores(names, classes, confidences)
+    m.observe_scores(names, scores, confidences)
 
 log = AccessLog(enabled=True, fd=os.open(os.devnull, os.O_WRONLY))
 log.attach(later)

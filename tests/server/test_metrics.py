@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlkube.server.metrics import FLUSH_SECONDS, _LocalHistogram
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
-
-
-@pytest.fixture(scope="module")
-def two_workers(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "2"}) as running:
-        yield running
+from tests.support import RunningServer
 
 
 def samples(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

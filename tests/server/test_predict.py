@@ -102,6 +102,12 @@ BAD_BODIES = [
     pytest.param(b'{"features": [1e300, 3.5, 1.4, 0.2]}', 422, "must lie within", id="beyond-float32"),
     pytest.param(b'{"instances": []}', 422, "no rows", id="empty-batch"),
     pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2]]}', 422, "row 1 has 2 values", id="ragged-batch"),
+    pytest.param(
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3, 4, 5], [1]]}', 422, "row 1 has 5 values", id="ragged-sum"
+    ),
+    pytest.param(
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3e38, -4e38]]}', 422, "must lie within", id="batch-beyond"
+    ),
     pytest.param(b'{"instances": [1, 2, 3, 4]}', 422, "got int", id="flat-instances"),
     pytest.param(
         b'{"features": [1, 2, 3, 4], "instances": [[1, 2, 3, 4]]}',
@@ -173,3 +179,13 @@ def test_request_id_is_echoed_or_generated(server: RunningServer) -> None:
     assert echoed.headers["x-request-id"] == "abc-123"
     generated = server.client.get("/health", headers={"x-request-id": "bad id\twith spaces"})
     assert len(generated.headers["x-request-id"]) == 24
+
+
+def test_generated_request_ids_differ_across_workers(two_workers: RunningServer) -> None:
+    # a worker must not repeat its sibling's random sequence (new connections reach both workers)
+    ids = [
+        two_workers.client.get("/health", headers={"connection": "close"}).headers["x-request-id"]
+        for _ in range(60)
+    ]
+    assert len(set(ids)) == len(ids)
+    assert all(len(given) == 24 and int(given, 16) >= 0 for given in ids)

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
 from mlkube.server.batching import MicroBatcher
 from mlkube.server.docs import ApiDocs
-from mlkube.server.http import MethodNotAllowed, Request, Response, Route, Router, error_response
+from mlkube.server.http import JSON, MethodNotAllowed, Request, Response, Route, Router, error_response
 from mlkube.server.kserve import protocol_routes
 from mlkube.server.logs import AccessLog
 from mlkube.server.page import ModelPage
@@ -245,10 +246,9 @@ class App:
         else:
             raise InvalidInput(f"missing 'features': a list of {self.service.n_features} numbers")
         scores = await self.batcher.score(self.service.rows_to_array(rows))
-        classes = scores.classes.tolist()
         confidences = self.service.confidences(scores)
-        answers = self.service.predictions(classes, confidences)
-        self.metrics.observe_scores(self.service.class_names, classes, confidences)
+        answers = self.service.predictions(scores.classes.tolist(), confidences)
+        self.metrics.observe_scores(self.service.class_names, scores, confidences)
         if body.features is not None:
             return Response(200, _encode(answers[0]))
         return Response(200, _encode(BatchPrediction(answers)))
@@ -313,7 +313,8 @@ def _request_id(headers: Mapping[str, str]) -> str:
     given = headers.get("x-request-id")
     if given and _REQUEST_ID.fullmatch(given):
         return given
-    return os.urandom(12).hex()
+    # 96 random bits; an id names a request, it is no secret (random reseeds itself in a forked worker)
+    return f"{random.getrandbits(96):024x}"
 
 
 def _presented_key(headers: Mapping[str, str]) -> str | None:
@@ -338,7 +339,7 @@ def _content_length(headers: Mapping[str, str]) -> int | None:
 
 def _check_content_type(headers: Mapping[str, str]) -> None:
     content_type = headers.get("content-type")
-    if content_type and not _JSON_TYPE.match(content_type):
+    if content_type and content_type != JSON and not _JSON_TYPE.match(content_type):
         raise UnsupportedMediaType(f"content-type {content_type!r} is not JSON: send 'application/json'")
 
 

@@ -99,7 +99,7 @@ class ServedModel:
     async def score(self, rows: Any) -> Scores:
         service = self.service
         scores = await self.batcher.score(rows)
-        self.metrics.observe_scores(service.class_names, scores.classes.tolist(), service.confidences(scores))
+        self.metrics.observe_scores(service.class_names, scores, service.confidences(scores))
         return scores
 
 

@@ -71,6 +71,8 @@ class AccessLog:
         self._flush_pending = False
         self._second = -1
         self._second_text = ""
+        self._millisecond = -1
+        self._millisecond_text = ""
 
     def attach(self, schedule: Callable[[float, Callable[[], None]], object]) -> None:
         """Give the log a way to flush later (the worker's event loop `call_later`)."""
@@ -92,11 +94,16 @@ class AccessLog:
             self._schedule(FLUSH_SECONDS, self.flush)
 
     def _timestamp(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        return f"{self._second_text}.{int(now % 1 * 1000):03d}Z"
+        """ISO 8601 UTC to the millisecond; under load many lines share a millisecond, so it is kept."""
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            second = millisecond // 1000
+            if second != self._second:
+                self._second = second
+                self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millisecond = millisecond
+            self._millisecond_text = f"{self._second_text}.{millisecond % 1000:03d}Z"
+        return self._millisecond_text
 
     def flush(self) -> None:
         self._flush_pending = False

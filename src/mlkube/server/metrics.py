@@ -12,7 +12,6 @@ SIGKILLed worker loses at most that much; both are far below a scrape interval.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -20,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mlkube.model.runtime import Scores
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FLUSH_SECONDS = 0.25
@@ -120,16 +121,16 @@ class Metrics:
         histogram.observe(seconds)
         self._flush_soon()
 
-    def observe_scores(
-        self, class_names: Sequence[str], classes: list[int], confidences: list[float]
-    ) -> None:
+    def observe_scores(self, class_names: Sequence[str], scores: Scores, confidences: list[float]) -> None:
         """Count a whole batch at once: one increment per class and per bucket, not per row."""
-        if len(classes) == 1:
-            self._classes[class_names[classes[0]]] += 1
+        if len(confidences) == 1:  # a single row: plain Python beats numpy's per-call overhead
+            self._classes[class_names[int(scores.classes[0])]] += 1
             self._confidence.observe(confidences[0])
         else:
-            for index, count in Tally(classes).items():
-                self._classes[class_names[index]] += count
+            counts = np.bincount(scores.classes, minlength=len(class_names)).tolist()
+            for index, count in enumerate(counts):
+                if count:
+                    self._classes[class_names[index]] += count
             self._confidence.observe_many(np.asarray(confidences))
         self._flush_soon()
 

@@ -159,13 +159,14 @@ class ModelPage:
             raise InvalidInput(f"missing 'features': a list of {self.app.service.n_features} numbers")
         service = self.app.service
         scores = service.score(service.rows_to_array(rows))
-        classes = scores.classes.tolist()
         confidences = service.confidences(scores)
-        self.app.metrics.observe_scores(service.class_names, classes, confidences)
+        self.app.metrics.observe_scores(service.class_names, scores, confidences)
         probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
         answers = [
             ProbaPrediction(p.prediction, p.class_name, p.confidence, p.version, row)
-            for p, row in zip(service.predictions(classes, confidences), probabilities, strict=True)
+            for p, row in zip(
+                service.predictions(scores.classes.tolist(), confidences), probabilities, strict=True
+            )
         ]
         if body.features is not None:
             return Response(200, _encode(answers[0]))

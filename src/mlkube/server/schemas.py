@@ -12,8 +12,8 @@ class PredictRequest(msgspec.Struct, kw_only=True):
     instances: list[list[float]] | None = None
 
 
-class Prediction(msgspec.Struct):
-    """The notes' answer, key for key."""
+class Prediction(msgspec.Struct, gc=False):
+    """The notes' answer, key for key (scalars only, so the garbage collector need not track it)."""
 
     prediction: int
     class_name: str

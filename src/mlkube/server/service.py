@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,21 +67,27 @@ class ModelService:
             raise InvalidInput("no rows to score: send at least one")
         if len(rows) > self.settings.max_batch_size:
             raise InvalidInput(f"{len(rows)} rows is more than MAX_BATCH_SIZE={self.settings.max_batch_size}")
-        width = self.n_features
-        for index, row in enumerate(rows):
-            if len(row) != width:
-                where = f"row {index}" if len(rows) > 1 else "features"
-                raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
+        self._check_widths(rows)
         if len(rows) == 1:  # a single row: checking 4 Python floats beats numpy's per-call overhead
             row = rows[0]
             if not (min(row) >= -_FLOAT32_MAX and max(row) <= _FLOAT32_MAX):
                 raise InvalidInput(_OUT_OF_RANGE)
             return np.array(rows, dtype=np.float32)
+        values = chain.from_iterable(rows)  # flat: numpy builds it twice as fast as from nested lists
         with np.errstate(over="ignore"):  # values beyond float32's range become ±inf, refused just below
-            array = np.array(rows, dtype=np.float32)
+            array = np.fromiter(values, dtype=np.float32, count=len(rows) * self.n_features)
         if not np.isfinite(array).all():
             raise InvalidInput(_OUT_OF_RANGE)
-        return array
+        return array.reshape(len(rows), self.n_features)
+
+    def _check_widths(self, rows: list[list[float]]) -> None:
+        width = self.n_features
+        if (len(rows) == 1 and len(rows[0]) == width) or set(map(len, rows)) == {width}:
+            return
+        for index, row in enumerate(rows):
+            if len(row) != width:
+                where = f"row {index}" if len(rows) > 1 else "features"
+                raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
 
     def score(self, rows: NDArray[np.float32]) -> Scores:
         if self.predictor is None:
