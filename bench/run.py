@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import features
+from harness import features, stages
 from harness.chart import write_chart
 from harness.measure import Config, RetryBudget, Run, Sample, run_server
-from harness.peers import BENCH_DIR, REPO_DIR, Peer, all_peers
+from harness.peers import BENCH_DIR, REPO_DIR, MlkubePeer, Peer, all_peers
 from harness.report import Summary, ratio_lines
 from harness.results_md import machine, markdown
 from harness.wrk import require_wrk
@@ -187,6 +187,7 @@ def write_outputs(out: Path, raw: dict[str, Any]) -> Summary:
         raw["machine"],
         raw["command"],
         raw["in_process_costs"],
+        raw.get("stage_costs", {}),
         raw["elapsed_s"],
     )
     (out / "RESULTS.md").write_text(text)
@@ -216,13 +217,15 @@ def measure_all(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     setup(peers, work)
     runs = measure(peers, config, work, wrk)
+    mlkube = next((peer for peer in peers if isinstance(peer, MlkubePeer) and peer.name == "mlkube"), None)
     return {
         "command": "python bench/run.py " + shlex.join(argv) if argv else "python bench/run.py",
         "config": dataclasses.asdict(config),
         "machine": machine(),
         "labels": {peer.name: peer.label for peer in peers},
         "versions": {peer.name: peer.versions for peer in peers if not peer.name.startswith("mlkube-")},
-        "in_process_costs": features.in_process_costs() if any(p.name == "mlkube" for p in peers) else {},
+        "in_process_costs": features.in_process_costs() if mlkube else {},
+        "stage_costs": stages.stage_costs(mlkube.models) if mlkube else {},
         "elapsed_s": time.perf_counter() - started,
         "runs": [dataclasses.asdict(run) for run in runs],
     }

@@ -82,6 +82,8 @@ class Sample:
     worker_shares: list[float] = field(default_factory=list)
     worker_connections: list[int] = field(default_factory=list)
     """Client connections each server process held halfway through the run, most first."""
+    main_thread_us_per_request: float = 0.0
+    """CPU of the processes' main threads per request: for granian, Python's event loop and the app."""
     retried: bool = False
     """Measured again because other work took over `busy_cores` the first time; the calmer one is kept."""
 
@@ -227,6 +229,7 @@ def _measure(
     name = f"{peer.name}-{point.kind}-c{point.concurrency}-r{point.rows}"
     script = write_script(point.request, scripts, name)
     cpu_before = procs.tree_cpu_ticks(server.pid)
+    main_before = procs.main_thread_ticks(server.pid)
     time.sleep(_LOG_SETTLE)
     lines_before = server.output_lines()
     busy_before, steal_before = procs.machine_busy_ticks()
@@ -247,6 +250,7 @@ def _measure(
     busy_after, steal_after = procs.machine_busy_ticks()
     wrk_cores = (procs.children_cpu_seconds() - wrk_before) / elapsed
     per_process = procs.cpu_seconds(cpu_before, procs.tree_cpu_ticks(server.pid))
+    main_threads = procs.cpu_seconds(main_before, procs.main_thread_ticks(server.pid))
     server_cores = sum(per_process.values()) / elapsed
     busy_cores = (busy_after - busy_before) / procs.CLOCK_TICKS / elapsed
     time.sleep(_LOG_SETTLE)
@@ -276,6 +280,7 @@ def _measure(
         steal_cores=(steal_after - steal_before) / procs.CLOCK_TICKS / elapsed,
         worker_shares=_worker_shares(server.pid, per_process),
         worker_connections=sorted(held.values(), reverse=True),
+        main_thread_us_per_request=sum(main_threads.values()) * 1e6 / total,
     )
 
 

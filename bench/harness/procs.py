@@ -66,6 +66,23 @@ def tree_cpu_ticks(root: int) -> dict[int, int]:
     return ticks
 
 
+def main_thread_ticks(root: int) -> dict[int, int]:
+    """utime+stime of each process's main thread (its task whose id is the pid), in clock ticks.
+
+    In a granian worker the main thread runs Python: the event loop and the app. Its other threads are
+    granian's (HTTP parsing and socket I/O in Rust), so the tree's CPU minus this is the server's own.
+    """
+    ticks: dict[int, int] = {}
+    for pid in tree_pids(root):
+        try:
+            text = (_PROC / str(pid) / "task" / str(pid) / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def cpu_seconds(before: Mapping[int, int], after: Mapping[int, int]) -> dict[int, float]:
     """CPU seconds each process spent between two snapshots (processes present in `after`)."""
     return {pid: (ticks - before.get(pid, 0)) / CLOCK_TICKS for pid, ticks in after.items()}

@@ -130,6 +130,14 @@ def cpu_us(sample: Sample) -> float:
     return sample.cpu_us_per_request
 
 
+def main_thread_us(sample: Sample) -> float:
+    return sample.main_thread_us_per_request
+
+
+def other_threads_us(sample: Sample) -> float:
+    return sample.cpu_us_per_request - sample.main_thread_us_per_request
+
+
 def errors(sample: Sample) -> float:
     return sample.non_2xx + sample.socket_errors
 

@@ -19,7 +19,9 @@ from harness.report import (
     cpu_us,
     errors,
     lines_per_request,
+    main_thread_us,
     number,
+    other_threads_us,
     p50,
     p99,
     rows_per_s,
@@ -75,6 +77,7 @@ def markdown(
     host: dict[str, str],
     command: str,
     in_process: dict[str, float | str],
+    stage_costs: dict[str, dict[str, float] | str],
     elapsed_s: float,
 ) -> str:
     config = summary.config
@@ -95,6 +98,7 @@ def markdown(
     out += _batch_section(summary, labels)
     out += _floor_section(summary)
     out += _feature_section(summary, in_process)
+    out += _stage_section(stage_costs)
     out += _balance_section(summary)
     out += ["", "## Issue 6 targets", ""]
     verdicts = {True: "yes", False: "**no**", None: _DASH}
@@ -265,6 +269,41 @@ def _floor_section(summary: Summary) -> list[str]:
         "`/predict`, without a body, JSON parsing or the model.",
         "",
         *_table(header, rows),
+        *_thread_split(summary),
+    ]
+
+
+def _thread_split(summary: Summary) -> list[str]:
+    c = max(summary.config.floor_concurrency)
+    routes = (("GET /health", summary.stat(MLKUBE, "floor", c, 0, cpu_us), "floor", 0),
+              ("POST /predict, one row", summary.single(MLKUBE, c, cpu_us), "single", 1))  # fmt: skip
+    rows = [
+        [
+            route,
+            show(total),
+            show(summary.stat(MLKUBE, kind, c, rows, main_thread_us)),
+            show(summary.stat(MLKUBE, kind, c, rows, other_threads_us)),
+        ]
+        for route, total, kind, rows in routes
+        if total is not None
+    ]
+    if len(rows) < 2 or not any(
+        sample.main_thread_us_per_request for sample in summary.samples(MLKUBE, "floor", c, 0)
+    ):
+        return []
+    header = [
+        f"CPU µs per request, c={c}",
+        "all processes",
+        "Python thread (event loop + app)",
+        "granian threads (HTTP, sockets)",
+    ]
+    return [
+        "",
+        "Where the server's CPU goes (each process's main thread runs Python; granian's other threads parse "
+        "HTTP and move bytes in Rust). The difference between the two rows is what a prediction adds; the "
+        "first row is the price of any request through granian and the event loop.",
+        "",
+        *_table(header, rows),
     ]
 
 
@@ -302,6 +341,42 @@ def _feature_section(summary: Summary, in_process: dict[str, float | str]) -> li
         f"{micro(metrics_us)}.",
         "- CPU per request is the CPU time of the whole process tree during the run divided by the "
         "requests answered; differences of a few µs are within the noise of a shared 2-core machine.",
+    ]
+
+
+_STAGES = (
+    ("decode", "decode the JSON body (msgspec, typed)"),
+    ("rows_to_array", "check widths and float32 range, make the float32 array"),
+    ("model", "ONNX Runtime call, this request alone"),
+    ("model_joined_16", "ONNX Runtime, per row when micro-batching joins 16 requests"),
+    ("answer", "round the confidences, the notes' keys, encode JSON"),
+    ("metrics", "count the request, its latency, class and confidence"),
+    ("access_log", "one JSON access-log line"),
+    ("whole", "the whole request through `App.__rsgi__` (model alone, no granian)"),
+)
+
+
+def _stage_section(stage_costs: dict[str, dict[str, float] | str]) -> list[str]:
+    single, batch = stage_costs.get("single"), stage_costs.get("batch_1000")
+    if not isinstance(single, dict) or not isinstance(batch, dict):
+        error = stage_costs.get("error")
+        return (
+            ["", "## Where a request's time goes in the app", "", f"Not measured: {error}."] if error else []
+        )
+
+    def cell(found: dict[str, float], key: str) -> str:
+        return number(found[key]) if key in found else _DASH
+
+    rows = [[label, f"`{key}`", cell(single, key), cell(batch, key)] for key, label in _STAGES]
+    return [
+        "",
+        "## Where a request's time goes in the app",
+        "",
+        "Each stage of `/predict` timed alone in process (`bench/harness/stages.py`: the app's own functions "
+        "on the served bundle, best of 5). granian's HTTP work and the event loop come on top: see the CPU "
+        "split by thread above.",
+        "",
+        *_table(["stage", "key", "µs, one row", "µs, 1,000 rows"], rows),
     ]
 
 

@@ -97,6 +97,7 @@ def test_results_md_has_the_tables_and_targets(quick_run: tuple[Path, str]) -> N
         "## Batches",
         "## mlkube against its own floor",
         "## What each feature costs per request",
+        "## Where a request's time goes in the app",
         "## Worker balance",
         "## Issue 6 targets",
         "## Machine and versions",
@@ -104,6 +105,27 @@ def test_results_md_has_the_tables_and_targets(quick_run: tuple[Path, str]) -> N
         assert heading in text
     assert "| p99 at c=64 | ≤ 10 ms |" in text
     assert "granian" in text  # the versions line of mlkube
+
+
+def test_cpu_is_split_between_python_and_granian_threads(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    main_run = next(run for run in runs if run["server"] == "mlkube")
+    for sample in main_run["samples"]:
+        assert 0 < sample["main_thread_us_per_request"] < sample["cpu_us_per_request"]
+    assert "Python thread (event loop + app)" in (out / "RESULTS.md").read_text()
+
+
+def test_stage_costs_time_every_stage_of_one_row_and_of_a_batch(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    stages = json.loads((out / "results.json").read_text())["stage_costs"]
+    expected = {"decode", "rows_to_array", "model", "answer", "metrics", "access_log", "whole"}
+    assert set(stages["single"]) == expected | {"model_joined_16"}
+    assert set(stages["batch_1000"]) == expected
+    for found in (stages["single"], stages["batch_1000"]):
+        assert all(value > 0 for value in found.values())
+        assert found["whole"] > found["model"]
+    assert stages["batch_1000"]["decode"] > stages["single"]["decode"]
 
 
 def test_chart_is_a_png(quick_run: tuple[Path, str]) -> None:

@@ -103,7 +103,10 @@ BAD_BODIES = [
     pytest.param(b'{"instances": []}', 422, "no rows", id="empty-batch"),
     pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2]]}', 422, "row 1 has 2 values", id="ragged-batch"),
     pytest.param(
-        b'{"instances": [[1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3]]}', 422, "row 1 has 5 values", id="ragged-sum"
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3]]}',
+        422,
+        "row 1 has 5 values",
+        id="ragged-sum",
     ),
     pytest.param(
         b'{"instances": [[1, 2, 3, 4], [1, 2, 3e38, -4e38]]}', 422, "must lie within", id="batch-beyond"
