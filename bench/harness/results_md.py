@@ -98,7 +98,7 @@ def markdown(
     out += _batch_section(summary, labels)
     out += _floor_section(summary)
     out += _feature_section(summary, in_process)
-    out += _stage_section(stage_costs)
+    out += _stage_section(stage_costs, summary)
     out += _balance_section(summary)
     out += ["", "## Issue 6 targets", ""]
     verdicts = {True: "yes", False: "**no**", None: _DASH}
@@ -352,11 +352,13 @@ _STAGES = (
     ("answer", "round the confidences, the notes' keys, encode JSON"),
     ("metrics", "count the request, its latency, class and confidence"),
     ("access_log", "one JSON access-log line"),
-    ("whole", "the whole request through `App.__rsgi__` (model alone, no granian)"),
+    ("whole", "the whole request through `App.__rsgi__`, alone in its loop turn (no granian)"),
+    ("whole_joined_16", "the same, per request, 16 requests in one loop turn (micro-batched, as under load)"),
+    ("health_joined_16", "`GET /health` through `App.__rsgi__`, per request, 16 in one loop turn"),
 )
 
 
-def _stage_section(stage_costs: dict[str, dict[str, float] | str]) -> list[str]:
+def _stage_section(stage_costs: dict[str, dict[str, float] | str], summary: Summary) -> list[str]:
     single, batch = stage_costs.get("single"), stage_costs.get("batch_1000")
     if not isinstance(single, dict) or not isinstance(batch, dict):
         error = stage_costs.get("error")
@@ -377,6 +379,29 @@ def _stage_section(stage_costs: dict[str, dict[str, float] | str]) -> list[str]:
         "split by thread above.",
         "",
         *_table(["stage", "key", "µs, one row", "µs, 1,000 rows"], rows),
+        *_app_against_thread(single, summary),
+    ]
+
+
+def _app_against_thread(single: dict[str, float], summary: Summary) -> list[str]:
+    """The app's own µs per request under load beside what the Python thread spent end to end."""
+    c = max(summary.config.floor_concurrency)
+    predict_stat = summary.single(MLKUBE, c, main_thread_us)
+    health_stat = summary.stat(MLKUBE, "floor", c, 0, main_thread_us)
+    if predict_stat is None or health_stat is None:
+        return []
+    predict, health = predict_stat.median, health_stat.median
+    if not predict or not health or "whole_joined_16" not in single or "health_joined_16" not in single:
+        return []
+    app_predict, app_health = single["whole_joined_16"], single["health_joined_16"]
+    return [
+        "",
+        f"Under load the app's own code costs {number(app_predict)} µs for a one-row `/predict` and "
+        f"{number(app_health)} µs for `/health` (16 requests per loop turn, in process); end to end at "
+        f"c={c} the workers' Python thread spent {number(predict)} and {number(health)} µs. The rest, "
+        f"{number(predict - app_predict)} and {number(health - app_health)} µs, is the event loop and "
+        "granian's Python-side work per request (the task it creates, the awaited body, handing the answer "
+        "back), which `/predict` pays more of: it awaits its body and the micro-batcher.",
     ]
 
 

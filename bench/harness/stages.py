@@ -29,7 +29,8 @@ from mlkube.settings import load_settings
 settings = load_settings({"MODEL_DIR": sys.argv[1]})
 bundle = read_bundle(latest_bundle_path(settings.model_dir, settings.model_name))
 app = build_app(settings, bundle, None, Path(tempfile.mkdtemp()) / "draining")
-loop = asyncio.new_event_loop()
+import uvloop  # granian's loop in the workers
+loop = uvloop.new_event_loop()
 app.__rsgi_init__(loop)
 app.access_log._fd = os.open(os.devnull, os.O_WRONLY)
 service, encode = app.service, msgspec.json.Encoder().encode
@@ -61,9 +62,15 @@ class StandInProtocol:  # test double for granian's RSGI protocol object
 
 
 class Scope:
-    method, path = "POST", "/predict"
-    def __init__(self, body):
-        self.headers = {"content-type": "application/json", "content-length": str(len(body))}
+    def __init__(self, body, method="POST", path="/predict"):
+        self.method, self.path = method, path
+        self.headers = {"content-type": "application/json", "content-length": str(len(body))} if body else {}
+
+
+async def together(requests, body, method="POST", path="/predict"):
+    protocols = [StandInProtocol(body) for _ in range(requests)]
+    await asyncio.gather(*(app.__rsgi__(Scope(body, method, path), protocol) for protocol in protocols))
+    assert all(protocol.status == 200 for protocol in protocols)
 
 
 def stages(rows):
@@ -106,6 +113,9 @@ def stages(rows):
     if len(rows) == 1:
         joined = service.rows_to_array(listed * 16)
         found["model_joined_16"] = per_call_us(lambda: service.score(joined)) / 16
+        found["whole_joined_16"] = per_call_us(lambda: loop.run_until_complete(together(16, body))) / 16
+        health = lambda: loop.run_until_complete(together(16, b"", "GET", "/health"))
+        found["health_joined_16"] = per_call_us(health) / 16
     return found
 
 row = [5.1, 3.5, 1.4, 0.2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import shutil
 import signal
@@ -12,6 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlkube.model.bundle import Bundle
+from mlkube.server.app import App
+from mlkube.server.service import ModelService
+from mlkube.settings import load_settings
 from tests.conftest import NOTES_ROW
 from tests.support import free_port, spawn_server, start_server, wait_until_answering
 
@@ -123,3 +129,17 @@ def test_sklearn_runtime_serves_the_same_answer(model_dir: Path) -> None:
         assert running.client.get("/ready").json()["runtime"] == "sklearn"
         body = running.client.post("/predict", json={"features": NOTES_ROW}).json()
         assert body == {"prediction": 0, "class_name": "setosa", "confidence": 1.0, "version": "v1"}
+
+
+def test_a_started_worker_freezes_its_start_up_objects(iris_bundle: Bundle, tmp_path: Path) -> None:
+    settings = load_settings({"LOG_LEVEL": "WARNING"})
+    app = App(settings, ModelService(settings, iris_bundle), tmp_path / "draining")
+    loop = asyncio.new_event_loop()
+    gc.unfreeze()
+    try:
+        app.__rsgi_init__(loop)  # as granian does in a worker, once, before the first request
+        assert app.service.ready
+        assert gc.get_freeze_count() > 0, "start-up objects left to every full collection"
+    finally:
+        gc.unfreeze()
+        loop.close()

@@ -8,6 +8,7 @@ GRACE_SECONDS), and the process exits 0. A second SIGTERM/SIGINT skips the drain
 
 from __future__ import annotations
 
+import gc
 import logging
 import logging.config
 import math
@@ -141,6 +142,9 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
         },
     )
     loader = partial(build_app, settings, bundle, load_error, runtime_dir / DRAIN_MARKER)
+    # the workers inherit the imported libraries: frozen, the collector in a worker never writes to their
+    # object headers, so their pages stay shared instead of being copied into every worker
+    gc.freeze()
     server.serve(target_loader=loader, wrap_loader=False)
     log.info("stopped")
     return 0
