@@ -55,6 +55,14 @@ print(json.dumps(costs))
 """
 
 
+def fastest(measured: list[dict[str, float | str]]) -> dict[str, float | str]:
+    """Per cost, the fastest of several measurements (one per round); an error only if all failed."""
+    good = [costs for costs in measured if "error" not in costs]
+    if not good:
+        return measured[-1] if measured else {}
+    return {key: min(float(costs[key]) for costs in good if key in costs) for key in good[0]}
+
+
 def in_process_costs() -> dict[str, float | str]:
     """Microseconds per request of the metrics calls and of one access-log line, or why not known."""
     done = subprocess.run(

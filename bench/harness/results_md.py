@@ -106,6 +106,7 @@ def markdown(
         ["target", "goal", "measured", "met?"],
         [[t.name, t.goal, t.measured, verdicts[t.met]] for t in targets(summary)],
     )
+    out += _missed_section(summary, stage_costs)
     out += ["", "## How it was measured", "", *_method(config), ""]
     out += ["## Machine and versions", ""]
     out += [f"- {key}: {value}" for key, value in host.items()]
@@ -117,6 +118,70 @@ def markdown(
         seen.setdefault(run.server, run.answer)
     out += [f"- {server}: `{answer[:200]}`" for server, answer in seen.items()]
     return "\n".join(out) + "\n"
+
+
+def _missed_section(summary: Summary, stage_costs: dict[str, dict[str, float] | str]) -> list[str]:
+    """For each target this run missed, what the profile above says it costs."""
+    single, batch = stage_costs.get("single"), stage_costs.get("batch_1000")
+    stages = (single if isinstance(single, dict) else {}, batch if isinstance(batch, dict) else {})
+    reasons = [
+        reason
+        for target in targets(summary)
+        if target.met is False and (reason := _why_missed(target.name, summary, *stages))
+    ]
+    if not reasons:
+        return []
+    return ["", "### Why the missed targets are missed (from this run's profile)", "", *reasons]
+
+
+def _why_missed(name: str, summary: Summary, single: dict[str, float], batch: dict[str, float]) -> str:
+    if name.startswith("p99 at c="):
+        c = int(name.removeprefix("p99 at c="))
+        server = summary.single(MLKUBE, c, lambda sample: sample.server_cores)
+        load = summary.single(MLKUBE, c, lambda sample: sample.wrk_cores)
+        cost = summary.single(MLKUBE, c, cpu_us)
+        if server is None or load is None or cost is None:
+            return ""
+        return (
+            f"- {name}: the server used {number(server.median)} cores and wrk {number(load.median)} of the "
+            f"machine's 2, so the workers are CPU-bound at c={c}: a request waits for the ones ahead of it "
+            "in its worker and for scheduler time slices shared by 2 workers, granian's threads and wrk. "
+            f"The lever is the CPU a request costs ({number(cost.median)} µs at c={c}); a pod with cores of "
+            "its own, without the load generator beside it, has a shorter tail."
+        )
+    if name.startswith("/predict vs own /health") and {"whole_joined_16", "health_joined_16"} <= set(single):
+        predict, health = summary.single(MLKUBE, 64, cpu_us), summary.stat(MLKUBE, "floor", 64, 0, cpu_us)
+        if predict is None or health is None:
+            return ""
+        return (
+            f"- {name}: `/predict` costs {number(predict.median)} µs of CPU per request and `/health` "
+            f"{number(health.median)} µs. The model is not the difference: micro-batched it takes "
+            f"{number(single['model_joined_16'])} µs a row. The app's own Python is: "
+            f"{number(single['whole_joined_16'])} against {number(single['health_joined_16'])} µs "
+            "per request in process (reading and decoding the body, checking the row, awaiting the "
+            "batcher, building the answer, counting the class), plus granian's Python-side work for the "
+            "awaited body (see the two sections above)."
+        )
+    if name.startswith("1,000-row") and {"decode", "rows_to_array", "model", "answer"} <= set(batch):
+        cost = summary.stat(MLKUBE, "batch", summary.config.batch_concurrency, 1000, cpu_us)
+        json_us = batch["decode"] + batch["answer"]
+        return (
+            f"- {name}: a 1,000-row request costs {show(cost)} µs of server CPU. In process, decoding its "
+            f"4,000 JSON numbers takes {number(batch['decode'])} µs, checking them into a float32 array "
+            f"{number(batch['rows_to_array'])}, the model {number(batch['model'])} and the 1,000 answers "
+            f"{number(batch['answer'])}: JSON in and out ({number(json_us)} µs) costs more than the model."
+        )
+    if name.startswith("start"):
+        ready = summary.run_stat(MLKUBE, lambda run: run.start_to_ready_s)
+        if ready is None:
+            return ""
+        return (
+            f"- {name}: the fastest round was ready in {number(ready.low)} s. Before forking, the server "
+            "imports numpy, ONNX Runtime, asyncio, prometheus_client and granian (about 0.25 s of "
+            "`python -X importtime` on a calm machine); each worker then opens its session and scores a "
+            "warm-up row. The spread between rounds is the shared machine."
+        )
+    return ""
 
 
 def _noise(summary: Summary) -> list[str]:
@@ -375,8 +440,9 @@ def _stage_section(stage_costs: dict[str, dict[str, float] | str], summary: Summ
         "## Where a request's time goes in the app",
         "",
         "Each stage of `/predict` timed alone in process (`bench/harness/stages.py`: the app's own functions "
-        "on the served bundle, best of 5). granian's HTTP work and the event loop come on top: see the CPU "
-        "split by thread above.",
+        "on the served bundle, best of 5, measured after every round; the fastest round is shown, since "
+        "other work on the machine only ever slows a stage down). granian's HTTP work and the event loop "
+        "come on top: see the CPU split by thread above.",
         "",
         *_table(["stage", "key", "µs, one row", "µs, 1,000 rows"], rows),
         *_app_against_thread(single, summary),
@@ -394,6 +460,15 @@ def _app_against_thread(single: dict[str, float], summary: Summary) -> list[str]
     if not predict or not health or "whole_joined_16" not in single or "health_joined_16" not in single:
         return []
     app_predict, app_health = single["whole_joined_16"], single["health_joined_16"]
+    if app_predict >= predict or app_health >= health:
+        return [
+            "",
+            f"Under load the app's own code costs {number(app_predict)} µs for a one-row `/predict` and "
+            f"{number(app_health)} µs for `/health` in process, as much as or more than the workers' "
+            f"Python thread spent end to end at c={c} ({number(predict)} and {number(health)} µs): the "
+            "machine was busier during the in-process timing than during the load, so this run cannot "
+            "split the Python thread's time between the app and granian's glue.",
+        ]
     return [
         "",
         f"Under load the app's own code costs {number(app_predict)} µs for a one-row `/predict` and "
@@ -454,8 +529,9 @@ def _method(config: Config) -> list[str]:
         "MLServer); mlkube's `GET /health` as its floor at c = "
         f"{', '.join(map(str, config.floor_concurrency))}; feature variants at "
         f"c = {config.variant_concurrency}.",
-        f"- Rounds: {config.rounds}. Each round starts every server afresh, one after another (the notes' "
-        "app, MLServer, mlkube, then the mlkube variants), checks one answer, warms up "
+        f"- Rounds: {config.rounds}. Each round starts every server afresh, one after another (round 1: "
+        "the notes' app, MLServer, mlkube and its variants; each later round starts one server further "
+        "on, so no server is always measured right after the same neighbour), checks one answer, warms up "
         f"{config.warmup_seconds} s at c=8, runs each point for {config.seconds} s, reads memory, and "
         "stops the server with SIGTERM.",
         f"- The machine is shared with other work: before each server start the harness waits up to "

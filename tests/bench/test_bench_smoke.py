@@ -148,3 +148,32 @@ def test_from_json_rewrites_the_same_results_md(quick_run: tuple[Path, str], tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "RESULTS.md").read_text() == (out / "RESULTS.md").read_text()
     assert (tmp_path / "results.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_every_missed_target_is_explained_from_the_profile(
+    quick_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = quick_run
+    raw = json.loads((out / "results.json").read_text())
+    for run in raw["runs"]:
+        if run["server"] != "mlkube":
+            continue
+        run["start_to_ready_s"] = 9.0
+        for sample in run["samples"]:  # every mlkube target made to miss
+            sample["p99_ms"] = 99.0
+            if sample["kind"] == "floor":
+                sample["rps"] *= 100
+            if sample["kind"] == "batch" and sample["rows"] == 1000:
+                sample["rows_per_s"] = 1.0
+    edited = tmp_path / "results.json"
+    edited.write_text(json.dumps(raw))
+    command = [sys.executable, str(RUN), "--from-json", str(edited), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "out" / "RESULTS.md").read_text()
+    why = text.split("### Why the missed targets are missed")[1].split("\n## ")[0]
+    missed = ["p99 at c=64", "p99 at c=8", "/predict vs own /health, c=64", "1,000-row batches"]
+    for target in [*missed, "start → ready"]:
+        assert f"- {target}:" in why, why
+    for reason in ("cores and wrk", "JSON in and out", "micro-batched it takes", "fastest round"):
+        assert reason in why

@@ -1,0 +1,10 @@
+"""bench/ is a folder of scripts, not a package: its `harness` is imported as bench/run.py imports it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
