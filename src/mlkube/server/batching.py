@@ -4,8 +4,8 @@ Under load many requests of one worker are ready in the same turn of its event l
 validated rows to the `MicroBatcher` and waits; at the end of the turn (`call_soon`, no timer, so nothing
 waits for company that is not already there) the batcher scores all of them at once and gives each request
 its own slice. One ONNX Runtime call costs about the same for 1 row as for 30, and every call releases and
-retakes the GIL, so under load it cuts the CPU a request costs by about a quarter; alone, a request pays one extra loop
-hop (a few µs).
+retakes the GIL, so under load it cuts the CPU a request costs by about a quarter; alone, a request pays
+one extra loop hop (a few µs).
 
 A request of `max_rows` rows or more is scored on its own at once: it is a batch already. If the joint call
 fails, every request is scored again on its own, so one request's failure never becomes its neighbours'.
