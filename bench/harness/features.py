@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+from harness.report import fastest_per_key
+
 _SNIPPET = r"""
 import json, os, tempfile, time
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlkube-bench-")
@@ -57,10 +59,10 @@ print(json.dumps(costs))
 
 def fastest(measured: list[dict[str, float | str]]) -> dict[str, float | str]:
     """Per cost, the fastest of several measurements (one per round); an error only if all failed."""
-    good = [costs for costs in measured if "error" not in costs]
+    good = [{key: float(value) for key, value in costs.items()} for costs in measured if "error" not in costs]
     if not good:
         return measured[-1] if measured else {}
-    return {key: min(float(costs[key]) for costs in good if key in costs) for key in good[0]}
+    return dict(fastest_per_key(good))
 
 
 def in_process_costs() -> dict[str, float | str]:

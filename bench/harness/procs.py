@@ -30,10 +30,12 @@ class Memory:
     processes: int
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses)."""
+def _stat_fields(pid: int, thread: int | None = None) -> list[str] | None:
+    """Fields of /proc/<pid>/stat (or of one thread's, task/<thread>/stat) after the command name (which
+    may hold spaces and parentheses)."""
+    path = _PROC / str(pid) if thread is None else _PROC / str(pid) / "task" / str(thread)
     try:
-        text = (_PROC / str(pid) / "stat").read_text()
+        text = (path / "stat").read_text()
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
@@ -58,12 +60,7 @@ def tree_pids(root: int) -> list[int]:
 
 def tree_cpu_ticks(root: int) -> dict[int, int]:
     """utime+stime per live process of the tree, in clock ticks."""
-    ticks: dict[int, int] = {}
-    for pid in tree_pids(root):
-        fields = _stat_fields(pid)
-        if fields is not None:  # field 14/15 of stat are index 11/12 after the name
-            ticks[pid] = int(fields[11]) + int(fields[12])
-    return ticks
+    return _cpu_ticks(root, main_thread_only=False)
 
 
 def main_thread_ticks(root: int) -> dict[int, int]:
@@ -72,14 +69,15 @@ def main_thread_ticks(root: int) -> dict[int, int]:
     In a granian worker the main thread runs Python: the event loop and the app. Its other threads are
     granian's (HTTP parsing and socket I/O in Rust), so the tree's CPU minus this is the server's own.
     """
+    return _cpu_ticks(root, main_thread_only=True)
+
+
+def _cpu_ticks(root: int, main_thread_only: bool) -> dict[int, int]:
     ticks: dict[int, int] = {}
     for pid in tree_pids(root):
-        try:
-            text = (_PROC / str(pid) / "task" / str(pid) / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        ticks[pid] = int(fields[11]) + int(fields[12])
+        fields = _stat_fields(pid, pid if main_thread_only else None)
+        if fields is not None:  # field 14/15 of stat are index 11/12 after the name
+            ticks[pid] = int(fields[11]) + int(fields[12])
     return ticks
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.report import fastest_per_key
+
 _SNIPPET = r"""
 import asyncio, json, os, sys, tempfile, time
 from pathlib import Path
@@ -129,20 +131,14 @@ StageCosts = dict[str, dict[str, float] | str]
 
 def fastest(measured: list[StageCosts]) -> StageCosts:
     """Per stage, the fastest of several measurements (one per round): the machine's other work only ever
-    slows a stage down, so the minimum is the closest to its own cost. An error only if all failed."""
+    slows a stage down. An error only if all failed."""
     good = [costs for costs in measured if "error" not in costs]
     if not good:
         return measured[-1] if measured else {}
-    best: StageCosts = {}
-    for part in ("single", "batch_1000"):
-        found: dict[str, float] = {}
-        for costs in good:
-            measured_part = costs.get(part)
-            if isinstance(measured_part, dict):
-                for key, value in measured_part.items():
-                    found[key] = min(value, found.get(key, value))
-        best[part] = found
-    return best
+    return {
+        part: fastest_per_key([found for costs in good if isinstance(found := costs.get(part), dict)])
+        for part in ("single", "batch_1000")
+    }
 
 
 def stage_costs(models: Path) -> StageCosts:
