@@ -11,7 +11,7 @@ import pytest
 import skops.io
 
 from mlkube.errors import BundleError
-from mlkube.model.bundle import SKOPS_FILE, Bundle, read_bundle, sha256_file
+from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle, read_bundle, sha256_file
 from mlkube.model.runtime import load_predictor, load_skops
 
 
@@ -61,3 +61,31 @@ def test_a_pickle_in_place_of_the_skops_file_is_never_executed(
     with pytest.raises(BundleError):
         load_skops(rehash(bundle_dir))
     assert "pickle was executed" not in capfd.readouterr().out
+
+
+def test_the_sklearn_runtime_loads_only_a_listed_skops_file(iris_bundle: Bundle, tmp_path: Path) -> None:
+    """Deleting model.skops from `files` must not let an unverified estimator load."""
+    import json
+
+    bundle_dir = tmp_path / "v1"
+    shutil.copytree(iris_bundle.path, bundle_dir)
+    metadata_path = bundle_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    del metadata["files"][SKOPS_FILE]
+    metadata_path.write_text(json.dumps(metadata))
+    bundle = read_bundle(bundle_dir)  # every listed file is fine
+    with pytest.raises(BundleError, match=r"does not list model.skops, so it cannot be verified"):
+        load_predictor(bundle, "sklearn")
+
+
+@pytest.mark.parametrize(("runtime", "file_name"), [("onnx", ONNX_FILE), ("sklearn", SKOPS_FILE)])
+def test_a_model_file_swapped_after_verification_is_never_loaded(
+    iris_bundle: Bundle, tmp_path: Path, runtime: str, file_name: str
+) -> None:
+    """What a respawned worker meets: a verified bundle in memory, a different file on disk."""
+    bundle_dir = tmp_path / "v1"
+    shutil.copytree(iris_bundle.path, bundle_dir)
+    bundle = read_bundle(bundle_dir)
+    (bundle_dir / file_name).write_bytes((bundle_dir / file_name).read_bytes() + b"\0")
+    with pytest.raises(BundleError, match=rf"{file_name}: sha256 mismatch"):
+        load_predictor(bundle, runtime)

@@ -3,6 +3,10 @@
 ONNX Runtime is the default (about 6 µs a row, no scikit-learn in the image). MODEL_RUNTIME=sklearn loads
 the fitted estimator from its skops file instead, for models ONNX cannot express; it needs the training
 extras and refuses a file holding any type outside a short allowlist.
+
+Each worker reads its model file once into memory, checks those bytes against the sha256 in the verified
+metadata and builds the model from the same bytes: a file replaced after the master verified the bundle (a
+worker respawned later reads the disk again) is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ class OnnxPredictor:
     runtime = "onnx"
 
     def __init__(self, bundle: Bundle) -> None:
+        model = bundle.read_verified(ONNX_FILE)
         try:
-            self._session = onnx_session_from_bytes(bundle.file(ONNX_FILE).read_bytes())
+            self._session = onnx_session_from_bytes(model)
         except Exception as error:
             raise BundleError(f"{bundle.file(ONNX_FILE)}: ONNX Runtime cannot load it ({error})") from error
         self._input = self._session.get_inputs()[0].name
@@ -89,8 +94,9 @@ class SklearnPredictor:
 
 
 def load_skops(bundle: Bundle) -> Any:
+    """The estimator from the verified bytes of model.skops (which metadata.json must list)."""
     path = bundle.file(SKOPS_FILE)
-    if not path.is_file():
+    if SKOPS_FILE in bundle.metadata.files and not path.is_file():
         raise BundleError(f"{path}: missing (MODEL_RUNTIME=sklearn needs it)")
     try:
         import skops.io
@@ -98,14 +104,15 @@ def load_skops(bundle: Bundle) -> Any:
         raise BundleError(
             "MODEL_RUNTIME=sklearn needs the training extras: pip install 'mlkube[train]'"
         ) from None
+    data = bundle.read_verified(SKOPS_FILE)
     try:
-        untrusted = set(skops.io.get_untrusted_types(file=path))
+        untrusted = set(skops.io.get_untrusted_types(data=data))
     except Exception as error:  # noqa: BLE001 - zipfile, json and skops errors all mean "not a skops file"
         raise BundleError(f"{path}: not a readable skops file ({error})") from None
     refused = sorted(untrusted - TRUSTED_SKOPS_TYPES)
     if refused:
         raise BundleError(f"{path}: holds types mlkube does not trust: {', '.join(refused)}")
-    return skops.io.load(path, trusted=sorted(untrusted))
+    return skops.io.loads(data, trusted=sorted(untrusted))
 
 
 def load_predictor(bundle: Bundle, runtime: str) -> Predictor:
