@@ -57,6 +57,14 @@ def report_line(bundle: Bundle) -> Text:
     return Text("No training report in this bundle (trained before mlkube wrote reports).", style="dim")
 
 
+def digest_line(bundle: Bundle) -> Text:
+    """The bundle's digest, to pin it where it is served (MODEL_SHA256) so a rewritten bundle is refused."""
+    line = Text("Bundle digest: ", style="bold")
+    line.append(bundle.digest)
+    line.append("  (sha256 of metadata.json; serve with MODEL_SHA256 set to it)", style="dim")
+    return line
+
+
 def _heading(metadata: Metadata) -> Text:
     text = Text(f"{metadata.name} {metadata.version}\n", style="bold")
     if metadata.description:

@@ -68,13 +68,14 @@ def show(
     """Print a bundle's model card (after verifying its files) and the path of its training report."""
     from rich.console import Console
 
-    from mlkube.cli.model_card import bundle_folder, render_card, report_line
+    from mlkube.cli.model_card import bundle_folder, digest_line, render_card, report_line
 
     with friendly_errors():
         bundle = read_bundle(bundle_folder(model_dir, name, version))
     console = Console(highlight=False)
     console.print(render_card(bundle))
     console.print(report_line(bundle), soft_wrap=True)
+    console.print(digest_line(bundle), soft_wrap=True)
 
 
 models_app = typer.Typer(help="Model bundles.", invoke_without_command=True)
