@@ -29,7 +29,7 @@ from tests.reliability.inprocess import in_process_app
 from tests.reliability.report import record
 from tests.support import RunningServer, start_server
 
-KEY = "fuzz-key-4Hw9"
+KEY = "fuzz-key-4Hw9-8e2f"
 MIN_CASES = 1000
 AUTH_HEADERS = ("x-api-key", "authorization")
 Operation = APIOperation[Any, Any, Any, Any]

@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import NOTES_ROW
 from tests.support import RunningServer, start_server
 
-OLD_KEY = "old-key-Zx81"
-NEW_KEY = "new-key-Qa47"
+OLD_KEY = "old-key-Zx81-4f0c2a"
+NEW_KEY = "new-key-Qa47-9b7d1e"
 
 
 @pytest.fixture(scope="module")

@@ -73,11 +73,15 @@ def test_batch_over_max_batch_size_is_refused(server: RunningServer) -> None:
 
 
 def test_v1_routes_need_the_api_key_when_one_is_set(model_dir: Path) -> None:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "v1-key"}) as running:
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "v1-key-0123456789ab"}
+    ) as running:
         client = running.client
         assert client.get("/v1/models").status_code == 401
         assert client.post(PREDICT, json={"instances": [NOTES_ROW]}).status_code == 401
-        answer = client.post(PREDICT, json={"instances": [NOTES_ROW]}, headers={"x-api-key": "v1-key"})
+        answer = client.post(
+            PREDICT, json={"instances": [NOTES_ROW]}, headers={"x-api-key": "v1-key-0123456789ab"}
+        )
         assert answer.json() == {"predictions": [0]}
 
 

@@ -340,7 +340,9 @@ def test_v2_routes_are_counted_by_template_and_logged(server: RunningServer) -> 
 
 @pytest.fixture(scope="module")
 def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "v2-key"}) as running:
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "v2-key-0123456789ab"}
+    ) as running:
         yield running
 
 
@@ -350,10 +352,13 @@ def test_health_probes_stay_open_and_everything_else_needs_the_key(keyed_server:
     assert client.get("/v2/health/ready").status_code == 200
     for path in ("/v2", "/v2/models/iris", "/v2/models/iris/ready"):
         assert client.get(path).status_code == 401, path
-        assert client.get(path, headers={"x-api-key": "v2-key"}).status_code == 200, path
+        assert client.get(path, headers={"x-api-key": "v2-key-0123456789ab"}).status_code == 200, path
     body = {"inputs": [features(NOTES_ROW, [1, 4])]}
     assert client.post(INFER, json=body).status_code == 401
-    assert client.post(INFER, json=body, headers={"authorization": "Bearer v2-key"}).status_code == 200
+    assert (
+        client.post(INFER, json=body, headers={"authorization": "Bearer v2-key-0123456789ab"}).status_code
+        == 200
+    )
 
 
 def test_a_server_without_a_model_says_so_on_every_v2_route(tmp_path: Path) -> None:

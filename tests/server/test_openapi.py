@@ -184,7 +184,9 @@ def test_schema_and_server_agree_on_what_is_accepted(
 
 @pytest.fixture(scope="module")
 def keyed_document(model_dir: Path) -> Iterator[dict[str, Any]]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "docs-key"}) as running:
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "docs-key-0123456789"}
+    ) as running:
         response = running.client.get("/openapi.json")  # open, like the probes
         assert response.status_code == 200
         yield response.json()

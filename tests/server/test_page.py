@@ -14,7 +14,7 @@ from tests.conftest import NOTES_ROW
 from tests.server.test_metrics import samples_after_flush, value
 from tests.support import RunningServer, start_server
 
-KEY = "page-key-Hn42"
+KEY = "page-key-Hn42-7c1d"
 ASSETS = {
     "page.css": "text/css; charset=utf-8",
     "page.js": "text/javascript; charset=utf-8",
