@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlkube.model.bundle import METADATA_FILE, ONNX_FILE, sha256_file
+from mlkube.model.bundle import METADATA_FILE, ONNX_FILE, SKOPS_FILE, sha256_file
 from mlkube.model.train import TrainParams, load_iris_dataset, train_bundle
 from tests.conftest import NOTES_ROW
 from tests.reliability.procs import children, wait_for_children
@@ -112,6 +112,19 @@ def test_a_pinned_digest_refuses_a_bundle_rewritten_before_start(
     assert ready.status_code == 503
     assert "bundle digest mismatch (MODEL_SHA256 pins" in ready.json()["reason"]
     assert len(errors) == 1, errors
+
+
+def test_the_sklearn_runtime_never_loads_a_skops_file_metadata_json_does_not_list(served_dir: Path) -> None:
+    bundle = served_dir / "iris" / "v1"
+    (bundle / SKOPS_FILE).write_bytes(b"PK\x05\x06" + bytes(18))  # planted, and struck from the hashes
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
+    del metadata["files"][SKOPS_FILE]
+    (bundle / METADATA_FILE).write_text(json.dumps(metadata))
+    with start_server({"MODEL_DIR": str(served_dir), "WORKERS": "1", "MODEL_RUNTIME": "sklearn"}) as server:
+        ready = server.client.get("/ready")
+
+    assert ready.status_code == 503
+    assert "does not list model.skops, so it cannot be verified" in ready.json()["reason"]
 
 
 def test_only_numbered_versions_are_served_and_the_log_says_which(served_dir: Path) -> None:

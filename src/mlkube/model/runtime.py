@@ -96,8 +96,6 @@ class SklearnPredictor:
 def load_skops(bundle: Bundle) -> Any:
     """The estimator from the verified bytes of model.skops (which metadata.json must list)."""
     path = bundle.file(SKOPS_FILE)
-    if SKOPS_FILE in bundle.metadata.files and not path.is_file():
-        raise BundleError(f"{path}: missing (MODEL_RUNTIME=sklearn needs it)")
     try:
         import skops.io
     except ImportError:
