@@ -24,8 +24,9 @@ from pathlib import Path
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlkube-bench-")
 import msgspec
 from mlkube.model.bundle import latest_bundle_path, read_bundle
-from mlkube.server.app import _decode, build_app
-from mlkube.server.schemas import BatchPrediction
+from mlkube.api.simple import BatchPrediction
+from mlkube.server.app import build_app
+from mlkube.server.simple_api import decode_predict_request as _decode
 from mlkube.settings import load_settings
 
 settings = load_settings({"MODEL_DIR": sys.argv[1]})
