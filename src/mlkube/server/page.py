@@ -24,7 +24,7 @@ from mlkube.api.simple import ErrorBody
 from mlkube.errors import NotFound
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Handler, Operation, Request, Response, Route
-from mlkube.server.simple_api import decode_predict_request, predict_operation, predict_rows
+from mlkube.server.simple_api import predict_handler, predict_operation
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -51,6 +51,7 @@ class ModelPage:
         )
         self._assets = {name: _static_bytes(name) for name in _ASSET_TYPES}
         self._card: bytes | None = None
+        self.predict_proba = predict_handler(plane, plane.answers_with_probabilities, ProbaBatch)
 
     def routes(self) -> list[Route]:
         predict = predict_operation(self.plane)
@@ -106,14 +107,6 @@ class ModelPage:
         if self._card is None:
             self._card = _encode(card)
         return Response(200, self._card)
-
-    async def predict_proba(self, request: Request) -> Response:
-        plane = self.plane
-        body = decode_predict_request(request.body)
-        answers = plane.answers_with_probabilities(await plane.submit(predict_rows(body, plane)))
-        if body.features is not None:
-            return Response(200, _encode(answers[0]))
-        return Response(200, _encode(ProbaBatch(answers)))
 
 
 def _page_headers() -> list[tuple[str, str]]:

@@ -8,12 +8,14 @@ the body and writes the answer.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from mlkube.api.simple import BatchPrediction, ErrorBody, Health, Prediction, PredictRequest, Readiness
 from mlkube.errors import InvalidInput
+from mlkube.model.runtime import Scores
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Operation, Request, Response, Route, decode_json
 from mlkube.server.openapi import example_row, row_schema, rows_schema
@@ -21,22 +23,35 @@ from mlkube.server.openapi import example_row, row_schema, rows_schema
 _encode = msgspec.json.Encoder().encode
 _decode_predict = msgspec.json.Decoder(PredictRequest).decode
 _HEALTHY = _encode(Health("healthy"))
+A = TypeVar("A")
 
 
-def decode_predict_request(body: bytes) -> PredictRequest:
-    """The body of `/predict` (and of `/predict/proba`): a 400 or a 422 naming the problem, or the request."""
-    return decode_json(_decode_predict, body)
+def predict_handler(
+    plane: DataPlane, answers: Callable[[Scores], list[A]], batch: Callable[[list[A]], object]
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """The handler of a route that takes `/predict`'s body: `/predict` itself and the page's `/predict/proba`.
 
+    `answers` shapes the scores (a data plane method), `batch` wraps a batch's answers. One row answers its
+    one answer alone. Written once for both routes, as one closure: the hot path pays no extra call.
+    """
 
-def predict_rows(body: PredictRequest, plane: DataPlane) -> list[list[float]]:
-    """The rows a `/predict` body asks for: its one row, or its batch."""
-    if body.features is not None:
-        if body.instances is not None:
-            raise InvalidInput("send either 'features' (one row) or 'instances' (a batch), not both")
-        return [body.features]
-    if body.instances is not None:
-        return body.instances
-    raise InvalidInput(f"missing 'features': a list of {plane.n_features} numbers")
+    async def predict(request: Request) -> Response:
+        body = decode_json(_decode_predict, request.body)
+        features, instances = body.features, body.instances
+        if features is not None:
+            if instances is not None:
+                raise InvalidInput("send either 'features' (one row) or 'instances' (a batch), not both")
+            rows = [features]
+        elif instances is not None:
+            rows = instances
+        else:
+            raise InvalidInput(f"missing 'features': a list of {plane.n_features} numbers")
+        found = answers(await plane.submit(rows))
+        if features is not None:
+            return Response(200, _encode(found[0]))
+        return Response(200, _encode(batch(found)))
+
+    return predict
 
 
 class SimpleApi:
@@ -44,6 +59,8 @@ class SimpleApi:
 
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
+        self.predict = predict_handler(plane, plane.answers, BatchPrediction)
+        """`{"features": [...]}` → one answer; `{"instances": [[...], ...]}` → `{"predictions": [...]}`."""
 
     def routes(self) -> list[Route]:
         return [
@@ -67,15 +84,6 @@ class SimpleApi:
                 operations={"GET": Operation(responses={200: Readiness, 503: Readiness})},
             ),
         ]
-
-    async def predict(self, request: Request) -> Response:
-        """`{"features": [...]}` → one answer; `{"instances": [[...], ...]}` → `{"predictions": [...]}`."""
-        plane = self.plane
-        body = decode_json(_decode_predict, request.body)
-        answers = plane.answers(await plane.submit(predict_rows(body, plane)))
-        if body.features is not None:
-            return Response(200, _encode(answers[0]))
-        return Response(200, _encode(BatchPrediction(answers)))
 
     def health(self, request: Request) -> Response:
         return Response(200, _HEALTHY)
