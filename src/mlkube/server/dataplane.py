@@ -74,6 +74,10 @@ class DataPlane:
         return self.service.n_features
 
     @property
+    def class_names(self) -> list[str]:
+        return self.service.class_names
+
+    @property
     def model_ready(self) -> bool:
         """The model is loaded and warm (what a model-level probe asks; draining is the server's)."""
         return self.service.ready
@@ -141,10 +145,6 @@ class DataPlane:
         service = self.service
         self.metrics.observe_scores(service.class_names, scores, service.confidences(scores))
         return scores
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.service.class_names
 
     # --- the model card ---------------------------------------------------------------------------
 

@@ -28,15 +28,7 @@ from mlkube.server.http import decode_json
 from mlkube.server.tensors.binary import binary_size, from_binary, header_length
 
 _NESTED = re.compile(rb"\s*\[\s*\[")
-_decode_request = msgspec.json.Decoder(InferenceRequest).decode
 _encode = msgspec.json.Encoder().encode
-# (integer datatype, nested rows) -> the decoder of `data`
-_DECODERS: dict[tuple[bool, bool], Callable[[Any], list[Any]]] = {
-    (False, False): msgspec.json.Decoder(list[float]).decode,
-    (False, True): msgspec.json.Decoder(list[list[float]]).decode,
-    (True, False): msgspec.json.Decoder(list[int]).decode,
-    (True, True): msgspec.json.Decoder(list[list[int]]).decode,
-}
 
 
 def decode_request(body: bytes, binary_header: str | None) -> tuple[InferenceRequest, memoryview]:
@@ -44,7 +36,7 @@ def decode_request(body: bytes, binary_header: str | None) -> tuple[InferenceReq
     length = header_length(binary_header, len(body))
     view = memoryview(body)
     header = view[:length] if length is not None else view
-    request = decode_json(_integral_floats_accepted(_decode_request), header, InferenceError)
+    request = decode_json(_decode_request, header, InferenceError)
     return request, view[length:] if length is not None else view[:0]
 
 
@@ -92,6 +84,19 @@ def _integral_floats_as_ints(value: Any) -> Any:
     return root
 
 
+_decode_request = _integral_floats_accepted(msgspec.json.Decoder(InferenceRequest).decode)
+# (integer datatype, nested rows) -> the decoder of `data`
+_DECODERS: dict[tuple[bool, bool], Callable[[Any], list[Any]]] = {
+    (integers, nested): _integral_floats_accepted(msgspec.json.Decoder(kind).decode)
+    for (integers, nested), kind in {
+        (False, False): list[float],
+        (False, True): list[list[float]],
+        (True, False): list[int],
+        (True, True): list[list[int]],
+    }.items()
+}
+
+
 def input_rows(
     tensor: RequestInput, binary: memoryview, n_features: int, max_rows: int
 ) -> NDArray[np.float32]:
@@ -127,9 +132,8 @@ def _check_shape(shape: Sequence[int], n_features: int, max_rows: int) -> int:
 def _from_json(datatype: str, data: msgspec.Raw, rows: int, n_features: int) -> NDArray[Any]:
     nested = _NESTED.match(data) is not None
     integers = datatype in INTEGER_DATATYPES
-    decode = _integral_floats_accepted(_DECODERS[integers, nested])
     try:
-        values = decode_json(decode, data, InferenceError, where="'data'")
+        values = decode_json(_DECODERS[integers, nested], data, InferenceError, where="'data'")
     except InferenceError as error:  # say which input and where in the whole body
         raise InferenceError(
             f"{datatype} input: {str(error).replace('at $', 'at $.inputs[0].data')}"
