@@ -65,15 +65,19 @@ def decode_json(
     JSON path; bytes that are not JSON, and nesting deep enough to hit msgspec's recursion guard, raise a
     400 (`invalid` itself when it is a 400 already, as V2's errors are).
     """
-    malformed = invalid if invalid.status == 400 else RequestError
     try:
         return decode(body)
     except msgspec.ValidationError as error:
         raise invalid(readable(str(error))) from None
     except msgspec.DecodeError as error:
-        raise malformed(f"{where} is not valid JSON: {error}") from None
+        raise _malformed(invalid)(f"{where} is not valid JSON: {error}") from None
     except RecursionError:  # msgspec's guard against nesting deep enough to overflow the C stack
-        raise malformed(f"{where} is not valid JSON: nested too deeply") from None
+        raise _malformed(invalid)(f"{where} is not valid JSON: nested too deeply") from None
+
+
+def _malformed(invalid: type[RequestError]) -> type[RequestError]:
+    """Bytes that are not JSON are a 400: `invalid` itself when the protocol answers 400 for everything."""
+    return invalid if invalid.status == 400 else RequestError
 
 
 def readable(message: str) -> str:
