@@ -25,7 +25,7 @@ from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from mlkube.model.bundle import Bundle
-from tests.reliability.inprocess import in_process_app
+from tests.inprocess import in_process_app
 from tests.reliability.report import record
 from tests.support import RunningServer, start_server
 
