@@ -1,0 +1,148 @@
+"""To ONNX and back: convert a fitted estimator for an input schema, and prove the graph answers as it does.
+
+Parity is checked in float32, as serving feeds the graph: the native model gets the same float32 values
+(widened to float64). Classes must be identical; probabilities may differ by PROBABILITY_TOLERANCE and
+regression values by VALUE_TOLERANCE times the largest |value| (float32 keeps about 7 digits, and a
+forest or a boosted ensemble sums hundreds of float32 terms). Needs the training extras.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlkube.model.bundle import CATEGORY, TENSOR_LAYOUT, InputSchema
+from mlkube.model.datasets import TrainingError
+from mlkube.model.feeds import onnx_feeds
+from mlkube.model.runtime import ClassIndex, onnx_session_from_bytes
+
+PROBABILITY_TOLERANCE = 1e-5
+VALUE_TOLERANCE = 1e-5
+_ML_OPSET = 3  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
+
+
+class ParityError(TrainingError):
+    """ONNX Runtime answers otherwise than the native model."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    rows: int
+    max_abs_diff: float
+    tolerance: float
+
+
+def convert(estimator: Any, schema: InputSchema, classifier: bool) -> bytes:
+    """The estimator (or Pipeline) as one ONNX graph with the schema's inputs; classifiers without ZipMap."""
+    from skl2onnx import get_latest_tested_opset_version, to_onnx
+
+    from mlkube.model.estimators import register_boosting_converters
+
+    _patch_skl2onnx_leaf_flags()
+    register_boosting_converters()
+    options = {"zipmap": False} if classifier else None
+    opset = {"": min(get_latest_tested_opset_version(), 21), "ai.onnx.ml": _ML_OPSET}
+    try:
+        model = to_onnx(estimator, initial_types=initial_types(schema), options=options, target_opset=opset)
+    except Exception as error:  # noqa: BLE001 - skl2onnx raises anything from RuntimeError to KeyError
+        raise TrainingError(f"ONNX cannot express {_describe(estimator)}: {_first_line(error)}") from error
+    return bytes(model.SerializeToString())
+
+
+def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    if schema.layout == TENSOR_LAYOUT:
+        return [(schema.tensor_input, FloatTensorType([None, len(schema.features)]))]
+    return [
+        (spec.onnx_input, StringTensorType([None, 1]) if spec.kind == CATEGORY else FloatTensorType([None, 1]))
+        for spec in schema.features
+    ]
+
+
+def native_input(estimator: Any, schema: InputSchema, columns: Mapping[str, Any]) -> Any:
+    """What the native model is fed for `columns`: the float32 values serving uses, widened to float64."""
+    named = schema.layout != TENSOR_LAYOUT or hasattr(estimator, "feature_names_in_")
+    values = {
+        spec.name: np.asarray(columns[spec.name], dtype=object)
+        if spec.kind == CATEGORY
+        else np.asarray(columns[spec.name], dtype=np.float32).astype(np.float64)
+        for spec in schema.features
+    }
+    if not named:
+        return np.stack([values[spec.name] for spec in schema.features], axis=1)
+    import pandas as pd
+
+    return pd.DataFrame(values)
+
+
+def check_parity(
+    estimator: Any,
+    onnx_bytes: bytes,
+    schema: InputSchema,
+    columns: Mapping[str, Any],
+    class_labels: list[int | str] | None,
+    tolerance: float | None = None,
+) -> Parity:
+    """Score `columns` both ways; raise ParityError naming the difference. `class_labels` None: regressor."""
+    session = onnx_session_from_bytes(onnx_bytes)
+    feeds = onnx_feeds(schema, columns)
+    native = native_input(estimator, schema, columns)
+    rows = len(next(iter(feeds.values())))
+    if class_labels is None:
+        return _value_parity(estimator.predict(native), session.run(None, feeds)[0], rows, tolerance)
+    index = ClassIndex(class_labels)
+    labels, probabilities = session.run(["label", "probabilities"], feeds)
+    expected_classes = index(estimator.predict(native))
+    differing = np.flatnonzero(index(labels) != expected_classes)
+    if len(differing):
+        raise ParityError(
+            f"ONNX Runtime predicts other classes than the native model on {len(differing)} of {rows} rows "
+            f"(first: row {int(differing[0])})"
+        )
+    limit = PROBABILITY_TOLERANCE if tolerance is None else tolerance
+    difference = float(np.max(np.abs(np.asarray(probabilities) - estimator.predict_proba(native))))
+    if difference > limit:
+        raise ParityError(f"ONNX probabilities differ from the native model's by {difference:.2e} (> {limit:g})")
+    return Parity(rows, difference, limit)
+
+
+def _value_parity(expected: Any, actual: Any, rows: int, tolerance: float | None) -> Parity:
+    expected = np.asarray(expected, dtype=np.float64).reshape(-1)
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    limit = (VALUE_TOLERANCE if tolerance is None else tolerance) * scale
+    difference = float(np.max(np.abs(np.asarray(actual, dtype=np.float64).reshape(-1) - expected)))
+    if difference > limit:
+        raise ParityError(f"ONNX values differ from the native model's by {difference:.3g} (> {limit:.3g})")
+    return Parity(rows, difference, limit)
+
+
+@functools.cache
+def _patch_skl2onnx_leaf_flags() -> None:
+    """skl2onnx 1.20 writes a Python bool for a leaf's missing-value flag, which protobuf 7 refuses.
+
+    Its HistGradientBoosting converter then fails on every model; passing the flag as an int is what
+    skl2onnx means (its own comment: "cannot use boolean in onnx").
+    """
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    @functools.wraps(original)
+    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    tree_ensemble.add_node = add_node
+
+
+def _describe(estimator: Any) -> str:
+    return type(estimator).__name__
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
