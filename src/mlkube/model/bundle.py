@@ -125,8 +125,10 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
         specs = []
         for name in self.feature_names:
             stat = stats.get(name)
-            bounds = {"min": stat.min, "max": stat.max, "mean": stat.mean} if stat else {}
-            specs.append(FeatureSpec(name=name, **bounds))
+            if stat is None:
+                specs.append(FeatureSpec(name=name))
+            else:
+                specs.append(FeatureSpec(name=name, min=stat.min, max=stat.max, mean=stat.mean))
         return InputSchema(layout=TENSOR_LAYOUT, features=specs)
 
 

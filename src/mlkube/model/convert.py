@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mlkube.errors import MlkubeError
 from mlkube.model.bundle import CATEGORY, TENSOR_LAYOUT, InputSchema
 from mlkube.model.datasets import TrainingError
 from mlkube.model.feeds import onnx_feeds
@@ -27,6 +28,10 @@ _ML_OPSET = 3  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
 
 class ParityError(TrainingError):
     """ONNX Runtime answers otherwise than the native model."""
+
+
+class NativeModelError(MlkubeError):
+    """The native model itself cannot score the parity rows (not a reason to fall back: a reason to stop)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ def convert(estimator: Any, schema: InputSchema, classifier: bool) -> bytes:
     opset = {"": min(get_latest_tested_opset_version(), 21), "ai.onnx.ml": _ML_OPSET}
     try:
         model = to_onnx(estimator, initial_types=initial_types(schema), options=options, target_opset=opset)
-    except Exception as error:  # noqa: BLE001 - skl2onnx raises anything from RuntimeError to KeyError
+    except Exception as error:
         raise TrainingError(f"ONNX cannot express {_describe(estimator)}: {_first_line(error)}") from error
     return bytes(model.SerializeToString())
 
@@ -59,7 +64,10 @@ def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
     if schema.layout == TENSOR_LAYOUT:
         return [(schema.tensor_input, FloatTensorType([None, len(schema.features)]))]
     return [
-        (spec.onnx_input, StringTensorType([None, 1]) if spec.kind == CATEGORY else FloatTensorType([None, 1]))
+        (
+            spec.onnx_input,
+            StringTensorType([None, 1]) if spec.kind == CATEGORY else FloatTensorType([None, 1]),
+        )
         for spec in schema.features
     ]
 
@@ -93,11 +101,12 @@ def check_parity(
     feeds = onnx_feeds(schema, columns)
     native = native_input(estimator, schema, columns)
     rows = len(next(iter(feeds.values())))
+    expected = _native_answers(estimator, native, class_labels is not None)
     if class_labels is None:
-        return _value_parity(estimator.predict(native), session.run(None, feeds)[0], rows, tolerance)
+        return _value_parity(expected[0], session.run(None, feeds)[0], rows, tolerance)
     index = ClassIndex(class_labels)
     labels, probabilities = session.run(["label", "probabilities"], feeds)
-    expected_classes = index(estimator.predict(native))
+    expected_classes = index(expected[0])
     differing = np.flatnonzero(index(labels) != expected_classes)
     if len(differing):
         raise ParityError(
@@ -105,10 +114,19 @@ def check_parity(
             f"(first: row {int(differing[0])})"
         )
     limit = PROBABILITY_TOLERANCE if tolerance is None else tolerance
-    difference = float(np.max(np.abs(np.asarray(probabilities) - estimator.predict_proba(native))))
+    difference = float(np.max(np.abs(np.asarray(probabilities) - expected[1])))
     if difference > limit:
-        raise ParityError(f"ONNX probabilities differ from the native model's by {difference:.2e} (> {limit:g})")
+        raise ParityError(
+            f"ONNX probabilities differ from the native model's by {difference:.2e} (> {limit:g})"
+        )
     return Parity(rows, difference, limit)
+
+
+def _native_answers(estimator: Any, native: Any, classifier: bool) -> tuple[Any, Any]:
+    try:
+        return estimator.predict(native), estimator.predict_proba(native) if classifier else None
+    except (ValueError, TypeError, KeyError) as error:
+        raise NativeModelError(f"the model itself cannot score the parity rows: {error}") from None
 
 
 def _value_parity(expected: Any, actual: Any, rows: int, tolerance: float | None) -> Parity:

@@ -243,4 +243,6 @@ def iris_table() -> Table:
 
     iris = load_iris_dataset()
     frame = pd.DataFrame(iris.features, columns=iris.feature_names)
-    return Table(frame, iris.targets, iris.feature_names, [], iris.class_names, CLASSIFICATION, iris.description)
+    return Table(
+        frame, iris.targets, iris.feature_names, [], iris.class_names, CLASSIFICATION, iris.description
+    )

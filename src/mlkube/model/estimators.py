@@ -30,7 +30,8 @@ class EstimatorKind:
 
 ESTIMATORS: dict[str, EstimatorKind] = {
     "random_forest": EstimatorKind(
-        "sklearn.ensemble:RandomForestClassifier", "sklearn.ensemble:RandomForestRegressor",
+        "sklearn.ensemble:RandomForestClassifier",
+        "sklearn.ensemble:RandomForestRegressor",
         defaults={"n_estimators": 10},  # the notes' forest
     ),
     "extra_trees": EstimatorKind(
@@ -93,7 +94,7 @@ def _instantiate(name: str, kind: EstimatorKind, path: str) -> Any:
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, object]:
-    """`k=v` pairs; v as JSON when it parses (3, 0.1, true, null, "x"), Python's True/False/None, else text."""
+    """`k=v` pairs; v as JSON if it parses (3, 0.1, true, null, "x"), Python's True/False/None, else text."""
     parsed: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -131,8 +132,11 @@ def register_boosting_converters() -> None:
         pass
     else:
         update_registered_converter(
-            XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
-            convert_xgboost, options=classifier_options,
+            XGBClassifier,
+            "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_xgboost,
+            options=classifier_options,
         )
         update_registered_converter(
             XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
@@ -143,8 +147,11 @@ def register_boosting_converters() -> None:
     except ImportError:
         return
     update_registered_converter(
-        LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-        convert_lightgbm, options=classifier_options,
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options=classifier_options,
     )
     update_registered_converter(
         LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm

@@ -133,7 +133,9 @@ def _inputs_table(metadata: Metadata) -> str:
             shown = ", ".join(spec.categories[:8]) + (" …" if len(spec.categories) > 8 else "")
             rows.append([spec.name, spec.kind, shown, "yes" if spec.missing else "no"])
         else:
-            bounds = "-" if spec.min is None or spec.max is None else f"{_number(spec.min)} – {_number(spec.max)}"
+            bounds = (
+                "-" if spec.min is None or spec.max is None else f"{_number(spec.min)} to {_number(spec.max)}"
+            )
             rows.append([spec.name, spec.kind, bounds, "yes" if spec.missing else "no"])
     return _table(["feature", "kind", "range or values", "may be missing"], rows)
 

@@ -82,7 +82,10 @@ def train_table_bundle(
         features=[
             FeatureStats(spec.name, spec.min, spec.max, spec.mean)
             for spec in schema.features
-            if spec.kind != CATEGORY and spec.min is not None and spec.max is not None and spec.mean is not None
+            if spec.kind != CATEGORY
+            and spec.min is not None
+            and spec.max is not None
+            and spec.mean is not None
         ],
         description=table.description,
         task=table.task,
@@ -117,14 +120,32 @@ def table_schema(table: Table) -> InputSchema:
             )
             continue
         values = column.to_numpy(dtype=np.float64)
-        known = values[~np.isnan(values)]
-        bounds = (
-            {"min": float(known.min()), "max": float(known.max()), "mean": round(float(known.mean()), 6)}
-            if len(known)
-            else {}
-        )
-        specs.append(FeatureSpec(name=name, missing=True, onnx_input=onnx_input, **bounds))
+        specs.append(number_spec(name, values, missing=True, onnx_input=onnx_input))
     return InputSchema(layout=layout, features=specs)
+
+
+def number_spec(name: str, values: NDArray[np.float64], missing: bool, onnx_input: str = "") -> FeatureSpec:
+    """A number's spec with its range and mean over the values present (none when all are missing)."""
+    known = values[~np.isnan(values)]
+    if not len(known):
+        return FeatureSpec(name=name, missing=missing, onnx_input=onnx_input)
+    return FeatureSpec(
+        name=name,
+        min=float(known.min()),
+        max=float(known.max()),
+        mean=round(float(known.mean()), 6),
+        missing=missing,
+        onnx_input=onnx_input,
+    )
+
+
+def stats_of(schema: InputSchema) -> list[FeatureStats]:
+    """The numbers' training ranges in the older `features` list (the model page and card read it)."""
+    return [
+        FeatureStats(spec.name, spec.min, spec.max, spec.mean)
+        for spec in schema.features
+        if spec.min is not None and spec.max is not None and spec.mean is not None
+    ]
 
 
 def build_pipeline(table: Table, schema: InputSchema, model: Any) -> Any:
@@ -195,4 +216,3 @@ def probe_columns(table: Table, schema: InputSchema, seed: int, n_random: int = 
         random[rng.random(n_random) < 0.05] = np.nan
         columns[spec.name] = np.concatenate([known.astype(np.float64), random])
     return columns
-

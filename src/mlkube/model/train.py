@@ -150,7 +150,9 @@ def to_onnx_bytes(estimator: Any, n_features: int) -> bytes:
     """Convert with skl2onnx: float input `X` of shape [N, n_features]; outputs `label`, `probabilities`."""
     from mlkube.model.convert import convert
 
-    return convert(estimator, InputSchema(features=[FeatureSpec(name=f"x{i}") for i in range(n_features)]), True)
+    return convert(
+        estimator, InputSchema(features=[FeatureSpec(name=f"x{i}") for i in range(n_features)]), True
+    )
 
 
 def to_skops_bytes(estimator: Any) -> bytes:
