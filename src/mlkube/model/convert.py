@@ -8,6 +8,7 @@ forest or a boosted ensemble sums hundreds of float32 terms). Needs the training
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from mlkube.model.datasets import TrainingError
 from mlkube.model.feeds import onnx_feeds
 from mlkube.model.runtime import ClassIndex, onnx_session_from_bytes
 
-PROBABILITY_TOLERANCE = 1e-5
+PROBABILITY_TOLERANCE = 1e-4
 VALUE_TOLERANCE = 1e-5
-_ML_OPSET = 3  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
+_ML_OPSET = 3
+_ADJUST_POSITION = 7  # add_tree_to_attribute_pairs_hist_gradient_boosting's adjust_threshold_for_sklearn  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
 
 
 class ParityError(TrainingError):
@@ -49,13 +51,37 @@ def convert(estimator: Any, schema: InputSchema, classifier: bool) -> bytes:
 
     _patch_skl2onnx_leaf_flags()
     register_boosting_converters()
+    if "lightgbm" in _libraries(estimator):
+        _patch_lightgbm_thresholds()
     options = {"zipmap": False} if classifier else None
     opset = {"": min(get_latest_tested_opset_version(), 21), "ai.onnx.ml": _ML_OPSET}
     try:
-        model = to_onnx(estimator, initial_types=initial_types(schema), options=options, target_opset=opset)
+        model = to_onnx(
+            _xgboost_without_names(estimator),
+            initial_types=initial_types(schema),
+            options=options,
+            target_opset=opset,
+        )
     except Exception as error:
         raise TrainingError(f"ONNX cannot express {_describe(estimator)}: {_first_line(error)}") from error
     return bytes(model.SerializeToString())
+
+
+def _libraries(estimator: Any) -> set[str]:
+    steps = getattr(estimator, "steps", None) or [("", estimator)]
+    return {type(step).__module__.split(".")[0] for _, step in steps}
+
+
+def _xgboost_without_names(estimator: Any) -> Any:
+    """onnxmltools reads XGBoost's split features as f0, f1...: a copy without the column names fitted."""
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps else estimator
+    if type(final).__module__.split(".")[0] != "xgboost" or final.get_booster().feature_names is None:
+        return estimator
+    copied = copy.deepcopy(estimator)
+    copied_final = copied.steps[-1][1] if steps else copied
+    copied_final.get_booster().feature_names = None
+    return copied
 
 
 def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
@@ -141,20 +167,70 @@ def _value_parity(expected: Any, actual: Any, rows: int, tolerance: float | None
 
 @functools.cache
 def _patch_skl2onnx_leaf_flags() -> None:
-    """skl2onnx 1.20 writes a Python bool for a leaf's missing-value flag, which protobuf 7 refuses.
+    """Two fixes to skl2onnx 1.20's HistGradientBoosting converter, both as skl2onnx itself means them.
 
-    Its HistGradientBoosting converter then fails on every model; passing the flag as an int is what
-    skl2onnx means (its own comment: "cannot use boolean in onnx").
+    It writes a Python bool for a leaf's missing-value flag, which protobuf 7 refuses ("cannot use boolean
+    in onnx", its own comment says): passed as an int. And it rounds HistGradientBoosting's float64
+    thresholds to float32 without the adjustment it applies to every other tree (`sklearn_threshold`),
+    so a float32 value just above a threshold went left in ONNX and right in scikit-learn: adjusted.
     """
     from skl2onnx.common import tree_ensemble
+    from skl2onnx.operator_converters import random_forest
 
-    original = tree_ensemble.add_node
+    add_node = tree_ensemble.add_node
+    add_hist_tree = random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting
 
-    @functools.wraps(original)
-    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
-        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+    @functools.wraps(add_node)
+    def add_node_with_int_flag(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        return add_node(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
 
-    tree_ensemble.add_node = add_node
+    @functools.wraps(add_hist_tree)
+    def add_hist_tree_adjusted(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > _ADJUST_POSITION:
+            args = (*args[:_ADJUST_POSITION], True, *args[_ADJUST_POSITION + 1 :])
+        else:
+            kwargs["adjust_threshold_for_sklearn"] = True
+        return add_hist_tree(*args, **kwargs)
+
+    tree_ensemble.add_node = add_node_with_int_flag
+    random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting = add_hist_tree_adjusted
+
+
+def float32_at_most(threshold: float) -> float:
+    """The largest float32 <= `threshold`: for a float32 x, `x <= threshold` iff `x <= float32_at_most(...)`."""
+    rounded = np.float32(threshold)
+    if float(rounded) > threshold:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return float(rounded)
+
+
+@functools.cache
+def _patch_lightgbm_thresholds() -> None:
+    """onnxmltools rounds LightGBM's float64 `<=` thresholds to the nearest float32, sometimes upwards,
+    so a float32 value just above a threshold went left in ONNX and right in LightGBM. The booster dump it
+    converts gets the float32 threshold that splits float32 values exactly as LightGBM does."""
+    from onnxmltools.convert.lightgbm.operator_converters import LightGbm
+
+    dump = LightGbm.dump_booster_model
+
+    @functools.wraps(dump)
+    def dump_adjusted(*args: Any, **kwargs: Any) -> Any:
+        text, info = dump(*args, **kwargs)
+        for tree in text.get("tree_info", []):
+            _adjust_lightgbm_node(tree.get("tree_structure", {}))
+        return text, info
+
+    LightGbm.dump_booster_model = dump_adjusted
+
+
+def _adjust_lightgbm_node(node: dict[str, Any]) -> None:
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        threshold = current.get("threshold")
+        if current.get("decision_type") == "<=" and isinstance(threshold, float):
+            current["threshold"] = float32_at_most(threshold)
+        pending += [current[side] for side in ("left_child", "right_child") if side in current]
 
 
 def _describe(estimator: Any) -> str:

@@ -59,7 +59,7 @@ def train_table_bundle(
     model = build_estimator(params.estimator, table.task, params.estimator_params(), params.seed)
     pipeline = build_pipeline(table, schema, model)
     train_rows, test_rows = split(table, params)
-    fit(pipeline, model_input(table, schema, train_rows), table.targets[train_rows])
+    fit_float32_exact(pipeline, model_input(table, schema, train_rows), table.targets[train_rows])
     metrics = score(pipeline, table, schema, test_rows)
     metrics["n_train"] = len(train_rows)
     classifier = table.task == CLASSIFICATION
@@ -163,6 +163,29 @@ def build_pipeline(table: Table, schema: InputSchema, model: Any) -> Any:
     encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     parts.append(("categories", encoder, table.categorical))
     return Pipeline([("prepare", ColumnTransformer(parts)), ("model", model)])
+
+
+def fit_float32_exact(pipeline: Any, features: Any, targets: NDArray[Any]) -> None:
+    """Fit, then make the imputers' fill values float32 numbers and fit the model again on their output.
+
+    ONNX imputes in float32: a median that float32 cannot hold became another number there, and a tree
+    whose threshold sits right at that median (many training rows share it) sent those rows elsewhere.
+    """
+    fit(pipeline, features, targets)
+    imputers = [step for step in _steps(pipeline) if type(step).__name__ == "SimpleImputer"]
+    for imputer in imputers:
+        imputer.statistics_ = imputer.statistics_.astype(np.float32).astype(np.float64)
+    if imputers:
+        fit(pipeline.steps[-1][1], pipeline[:-1].transform(features), targets)
+
+
+def _steps(estimator: Any) -> list[Any]:
+    found = [estimator]
+    for _, inner in getattr(estimator, "steps", []):
+        found += _steps(inner)
+    for _, inner, _ in getattr(estimator, "transformers_", []):
+        found += _steps(inner)
+    return found
 
 
 def split(table: Table, params: TrainParams) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
