@@ -24,8 +24,8 @@ from mlkube.model.runtime import ClassIndex, onnx_session_from_bytes
 
 PROBABILITY_TOLERANCE = 1e-4
 VALUE_TOLERANCE = 1e-5
-_ML_OPSET = 3
-_ADJUST_POSITION = 7  # add_tree_to_attribute_pairs_hist_gradient_boosting's adjust_threshold_for_sklearn  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
+_ML_OPSET = 3  # onnxmltools' XGBoost and LightGBM converters write ai.onnx.ml 3
+_ADJUST_POSITION = 7  # add_tree_to_attribute_pairs_hist_gradient_boosting's adjust_threshold_for_sklearn
 
 
 class ParityError(TrainingError):
@@ -197,7 +197,7 @@ def _patch_skl2onnx_leaf_flags() -> None:
 
 
 def float32_at_most(threshold: float) -> float:
-    """The largest float32 <= `threshold`: for a float32 x, `x <= threshold` iff `x <= float32_at_most(...)`."""
+    """The largest float32 <= `threshold`: for any float32 x, `x <= threshold` iff `x <= this`."""
     rounded = np.float32(threshold)
     if float(rounded) > threshold:
         rounded = np.nextafter(rounded, np.float32(-np.inf))
