@@ -85,8 +85,8 @@ schema = bundle.metadata.input_schema()
 feeds = onnx_feeds(schema, {"size": [50.0, float("nan")], "age": [3.0, 20.0], "colour": ["red", ""],
                             "city": ["Oslo", "Lyon"]})
 print(load_predictor(bundle, "onnx").predict_feeds(feeds).classes.tolist())
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "pandas", "xgboost", "lightgbm", "skl2onnx"})
-print(heavy)
+training = {"sklearn", "pandas", "xgboost", "lightgbm", "skl2onnx"}
+print(sorted({m.split(".")[0] for m in sys.modules} & training))
 """
 
 
