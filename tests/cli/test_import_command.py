@@ -129,6 +129,10 @@ def test_train_a_regressor_with_params(tmp_path: Path) -> None:
     assert metadata.task == "regression"
     assert metadata.params["estimator"] == "HistGradientBoostingRegressor"
     assert (metadata.params["max_iter"], metadata.params["learning_rate"]) == (10, 0.2)
+    card = mlkube("models", "show", "diabetes", "--model-dir", str(tmp_path / "m"))
+    assert card.returncode == 0, card.stderr
+    assert "task: regression" in card.stdout
+    assert "│ R² " in card.stdout
 
 
 def test_train_on_a_csv_with_text_and_missing_cells(tmp_path: Path) -> None:
