@@ -250,3 +250,20 @@ def test_a_model_onnx_cannot_express_falls_back_to_the_sklearn_runtime(tmp_path:
     assert set(bundle.metadata.files) == {SKOPS_FILE}
     scores = load_predictor(bundle, "sklearn").predict(iris.data.astype(np.float32))
     assert np.array_equal(scores.classes, model.predict(iris.data.astype(np.float32)))
+
+
+def test_a_skops_file_from_a_newer_scikit_learn_is_refused(
+    tmp_path: Path, forest: RandomForestClassifier
+) -> None:
+    """skops keeps each estimator's `__getstate__`, `_sklearn_version` included: the same check applies."""
+    import zipfile
+
+    original = tmp_path / "original.skops"
+    skops.io.dump(forest, original)
+    path = tmp_path / "model.skops"
+    with zipfile.ZipFile(original) as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, with_sklearn_version(data, "9.9.9") if name == "schema.json" else data)
+    with pytest.raises(ImportRefused, match=r"saved with scikit-learn 9\.9\.9"):
+        import_bundle(path, ImportOptions(), tmp_path / "models", "iris")
