@@ -248,7 +248,7 @@ def test_a_model_onnx_cannot_express_falls_back_to_the_sklearn_runtime(tmp_path:
     assert any("ONNX cannot serve this model" in n and "MODEL_RUNTIME=sklearn" in n for n in notes)
     bundle = read_bundle(result.bundle.path)
     assert set(bundle.metadata.files) == {SKOPS_FILE}
-    scores = load_predictor(bundle, "sklearn").predict(iris.data.astype(np.float32))
+    scores = load_predictor(bundle, "sklearn", any_schema=True).predict(iris.data.astype(np.float32))
     assert np.array_equal(scores.classes, model.predict(iris.data.astype(np.float32)))
 
 

@@ -21,35 +21,20 @@ from mlkube.errors import BundleError
 from mlkube.model.bundle import CATEGORY, ONNX_FILE, SKOPS_FILE, TENSOR_LAYOUT, Bundle
 from mlkube.model.feeds import onnx_feeds, typical_columns
 
-# skops reports these as "untrusted" only because they are not on its default list; they are plain
-# scikit-learn containers and loss objects that fitted estimators hold (trees, gradient boosting's loss,
-# imputers' dtypes). Anything else refuses to load unless named on the command line (`mlkube import
-# --trust`); this list lives in mlkube, never in a model file.
+# skops reports these as "untrusted" only because they are not on its default list; they are scikit-learn's
+# own fitted containers (trees, boosting predictors, neighbour indexes and their metric, MLP optimisers) and
+# numpy's dtype, found in the estimators mlkube trains and the zoo imports. Anything else refuses to load
+# unless named on `mlkube import`'s command line (--trust); this list lives in mlkube, never in a model file.
 TRUSTED_SKOPS_TYPES = frozenset(
     {
         "sklearn.tree._tree.Tree",
-        "sklearn._loss.link.IdentityLink",
-        "sklearn._loss.link.Interval",
-        "sklearn._loss.link.LogitLink",
-        "sklearn._loss.link.MultinomialLogit",
-        "sklearn._loss._loss.CyHalfSquaredError",
-        "sklearn._loss._loss.CyHalfBinomialLoss",
-        "sklearn._loss._loss.CyHalfMultinomialLoss",
-        "sklearn._loss.loss.HalfSquaredError",
-        "sklearn._loss.loss.HalfBinomialLoss",
-        "sklearn._loss.loss.HalfMultinomialLoss",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.neighbors._kd_tree.KDTree",
         "sklearn.neighbors._ball_tree.BallTree",
         "sklearn.metrics._dist_metrics.EuclideanDistance64",
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
         "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-        "sklearn.utils._bunch.Bunch",
-        "builtins.slice",
-        "builtins.bool",
         "numpy.dtype",
-        "collections.OrderedDict",
     }
 )
 
@@ -220,11 +205,28 @@ def load_skops(bundle: Bundle) -> Any:
     return skops.io.load(path, trusted=sorted(untrusted))
 
 
-def load_predictor(bundle: Bundle, runtime: str) -> Predictor:
-    """Build the predictor for `runtime` and prove it answers with one warm-up row."""
+def load_predictor(bundle: Bundle, runtime: str, *, any_schema: bool = False) -> Predictor:
+    """Build the predictor for `runtime` and prove it answers with one warm-up row.
+
+    A caller that feeds only `predict(rows)` and reads classes (the server before the data plane) gets a
+    refusal at load for a regressor or a one-input-per-column bundle, never an error per request;
+    `any_schema=True` is for callers that build feeds from the input schema and handle `Scores.values`.
+    """
+    if not any_schema:
+        require_tensor_classifier(bundle)
     predictor: Predictor = SklearnPredictor(bundle) if runtime == "sklearn" else OnnxPredictor(bundle)
     warm_up(predictor, bundle)
     return predictor
+
+
+def require_tensor_classifier(bundle: Bundle) -> None:
+    metadata = bundle.metadata
+    if metadata.is_regressor:
+        raise BundleError(f"{bundle.path}: a regressor; this server answers with classes")
+    if metadata.input_schema().layout != TENSOR_LAYOUT:
+        raise BundleError(
+            f"{bundle.path}: takes one input per column (text features); this server feeds one tensor"
+        )
 
 
 def warm_up(predictor: Predictor, bundle: Bundle) -> None:
