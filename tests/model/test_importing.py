@@ -267,3 +267,29 @@ def test_a_skops_file_from_a_newer_scikit_learn_is_refused(
             target.writestr(name, with_sklearn_version(data, "9.9.9") if name == "schema.json" else data)
     with pytest.raises(ImportRefused, match=r"saved with scikit-learn 9\.9\.9"):
         import_bundle(path, ImportOptions(), tmp_path / "models", "iris")
+
+
+def test_an_onnx_file_takes_its_names_and_ranges_from_the_sample(
+    tmp_path: Path, forest: RandomForestClassifier
+) -> None:
+    from tests.model.zoo import write_csv
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_of(forest))
+    sample = write_csv(tmp_path, "iris", target="species")
+    result = import_bundle(path, ImportOptions(sample=sample, target="species"), tmp_path / "models", "iris")
+    metadata = result.bundle.metadata
+    assert metadata.feature_names[0] == "sepal_length_cm"
+    assert (metadata.features[0].min, metadata.features[0].max) == (4.3, 7.9)
+
+
+def test_a_sample_of_the_wrong_width_says_how_to_fix_it(
+    tmp_path: Path, forest: RandomForestClassifier
+) -> None:
+    from tests.model.zoo import write_csv
+
+    path = tmp_path / "model.skops"
+    skops.io.dump(forest, path)
+    sample = write_csv(tmp_path, "iris", target="species")
+    with pytest.raises(ImportRefused, match="5 columns, the model takes 4 features: name the label column"):
+        import_bundle(path, ImportOptions(sample=sample), tmp_path / "models", "iris")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from mlkube.errors import MlkubeError
@@ -370,8 +371,6 @@ def build_schema(
 
 
 def _with_input(spec: FeatureSpec) -> FeatureSpec:
-    import msgspec
-
     return msgspec.structs.replace(spec, onnx_input=spec.name)
 
 
@@ -547,13 +546,21 @@ def _feature_names(estimator: Any, loaded: Loaded, options: ImportOptions, path:
     if loaded.feature_names and (not width or len(loaded.feature_names) == width):
         return loaded.feature_names
     if options.sample is not None:
-        frame = read_csv_frame(options.sample)
-        columns = [c for c in frame.columns if c != options.target]
-        if not width or len(columns) == width:
-            return columns
+        return sample_names(options.sample, options.target, width)
     if not width:
         raise ImportRefused(f"{path}: cannot tell how many features the model takes: pass --features")
     return [f"x{i}" for i in range(width)]
+
+
+def sample_names(path: Path, target: str | None, width: int) -> list[str]:
+    """The --sample header as feature names: every column but --target, as many as the model takes."""
+    columns = [str(column) for column in read_csv_frame(path).columns if column != target]
+    if width and len(columns) != width:
+        raise ImportRefused(
+            f"{path}: {len(columns)} columns, the model takes {width} features: name the label column with "
+            "--target, or the features with --features"
+        )
+    return columns
 
 
 def _skops_bytes(estimator: Any, path: Path) -> bytes:
@@ -625,6 +632,9 @@ def import_onnx(
     except Exception as error:  # noqa: BLE001 - ONNX Runtime's load errors have no common base
         raise ImportRefused(f"{path}: ONNX Runtime cannot load it ({error})") from None
     schema = _onnx_schema(session, options, path)
+    if options.sample is not None and not options.features and schema.layout == TENSOR_LAYOUT:
+        named = sample_names(options.sample, options.target, len(schema.features))
+        schema = msgspec.structs.replace(schema, features=[FeatureSpec(name=name) for name in named])
     outputs, task = _onnx_outputs(session, options, path)
     names = [spec.name for spec in schema.features]
     sample = None
@@ -700,8 +710,6 @@ def _onnx_schema(session: Any, options: ImportOptions, path: Path) -> InputSchem
 
 
 def _with_sample(schema: InputSchema, sample: Sample) -> InputSchema:
-    import msgspec
-
     specs = []
     for spec in schema.features:
         column = sample.frame[spec.name]
