@@ -208,13 +208,24 @@ def _watching_versions(path: Path) -> Iterator[Loaded]:
         except ImportRefused:
             raise
         except Exception as error:  # noqa: BLE001 - unpickling raises anything; say so in one line
-            raise ImportRefused(f"{path}: cannot be loaded ({type(error).__name__}: {error})") from None
+            saved = _saved_version(caught)
+            hint = f" (saved with scikit-learn {saved})" if saved else ""
+            raise ImportRefused(f"{path}: cannot be loaded{hint}: {type(error).__name__}: {error}") from None
     for warning in caught:
         message = warning.message
         if isinstance(message, InconsistentVersionWarning):
             loaded.saved_with["scikit-learn"] = message.original_sklearn_version
         else:
             loaded.notes.append(f"{warning.category.__name__} while loading: {message}")
+
+
+def _saved_version(caught: list[warnings.WarningMessage]) -> str:
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    for warning in caught:
+        if isinstance(warning.message, InconsistentVersionWarning):
+            return str(warning.message.original_sklearn_version)
+    return ""
 
 
 def check_saved_version(path: Path, saved: str, notify: Notify) -> None:
@@ -481,20 +492,15 @@ def _bundle_native(
             "and parity is checked on generated rows only; pass --sample FILE.csv with real rows"
         )
     schema = build_schema(names, sample, encoded_categories(estimator), selects_by_name(estimator))
-    classifier = task == CLASSIFICATION
-    skops_bytes = _skops_bytes(estimator, path)
-    runtime, parity_text, metrics = "onnx", "", dict[str, object]()
-    artifacts: dict[str, bytes] = {SKOPS_FILE: skops_bytes}
-    try:
-        onnx_bytes = convert(estimator, schema, classifier)
-        columns, parity_text = parity_columns(schema, sample, estimator, options.seed)
-        parity = check_parity(estimator, onnx_bytes, schema, columns, labels if classifier else None)
-        artifacts[ONNX_FILE] = onnx_bytes
-        metrics = _parity_metrics(parity)
-    except (TrainingError, ParityError) as error:
-        runtime = "sklearn"
-        _refuse_unservable_skops(skops_bytes, path, error)
-        notify(f"ONNX cannot serve this model ({error}): {SKLEARN_RUNTIME_COST}")
+    artifacts = {SKOPS_FILE: _skops_bytes(estimator, path)}
+    outcome = _onnx_or_fallback(loaded, schema, sample, labels if task == CLASSIFICATION else None, options)
+    if outcome.onnx_bytes is None:
+        _refuse_unservable_skops(artifacts[SKOPS_FILE], path, outcome.reason)
+        notify(f"ONNX cannot serve this model ({outcome.reason}): {SKLEARN_RUNTIME_COST}")
+    else:
+        artifacts[ONNX_FILE] = outcome.onnx_bytes
+    runtime = "sklearn" if outcome.onnx_bytes is None else "onnx"
+    metrics = _parity_metrics(outcome.parity) if outcome.parity else {}
     metadata = Metadata(
         format_version=0,
         name=name,
@@ -517,7 +523,34 @@ def _bundle_native(
         source=_source(loaded),
     )
     bundle = write_bundle(root, metadata, artifacts)
-    return ImportResult(bundle, runtime, parity_text)
+    return ImportResult(bundle, runtime, outcome.rows)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The ONNX graph and its parity, or why there is none (`onnx_bytes` None: the sklearn runtime)."""
+
+    onnx_bytes: bytes | None
+    parity: Parity | None = None
+    rows: str = ""
+    reason: BaseException | None = None
+
+
+def _onnx_or_fallback(
+    loaded: Loaded,
+    schema: InputSchema,
+    sample: Sample | None,
+    labels: list[int | str] | None,
+    options: ImportOptions,
+) -> Conversion:
+    estimator = loaded.estimator
+    try:
+        onnx_bytes = convert(estimator, schema, labels is not None)
+        columns, rows = parity_columns(schema, sample, estimator, options.seed)
+        parity = check_parity(estimator, onnx_bytes, schema, columns, labels)
+    except (TrainingError, ParityError) as error:
+        return Conversion(None, reason=error)
+    return Conversion(onnx_bytes, parity, rows)
 
 
 def _class_names(labels: list[int | str], given: tuple[str, ...], path: Path) -> list[str]:
@@ -572,7 +605,7 @@ def _skops_bytes(estimator: Any, path: Path) -> bytes:
         raise ImportRefused(f"{path}: skops cannot store {_name(estimator)} ({error})") from None
 
 
-def _refuse_unservable_skops(skops_bytes: bytes, path: Path, reason: BaseException) -> None:
+def _refuse_unservable_skops(skops_bytes: bytes, path: Path, reason: BaseException | None) -> None:
     """The scikit-learn runtime loads only mlkube's allow-listed types: a fallback needing more is useless."""
     import skops.io
 
