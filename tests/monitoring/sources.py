@@ -23,6 +23,7 @@ MONITORING = REPO / "deploy" / "monitoring"
 RULES = MONITORING / "rules" / "mlkube.rules.yaml"
 RULE_TESTS = sorted((MONITORING / "tests").glob("*.yaml"))
 PROMETHEUS_RULE = MONITORING / "prometheusrule.yaml"
+PLAIN_CONFIG = MONITORING / "prometheus.yml"
 DASHBOARD = MONITORING / "dashboards" / "mlkube.json"
 FLAGGER = MONITORING / "flagger" / "metric-templates.yaml"
 HPA_COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "hpa-requests-per-second"

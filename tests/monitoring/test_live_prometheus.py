@@ -194,12 +194,13 @@ def not_yet_evaluated(prometheus: Prometheus) -> list[str]:
 
 @pytest.fixture(scope="module")
 def loaded(prometheus: Prometheus, serving: RunningServer, refusing: RunningServer) -> Prometheus:
-    """Two setosa rows and one virginica row to the serving server and one row to the refusing one, every
-    0.1 s, until every rule has been evaluated on them (a bounded loop)."""
+    """A batch of two setosa rows and one virginica row to the serving server and one row to the refusing
+    one, every 0.1 s, until every rule has been evaluated on them (a bounded loop). A batch is counted at
+    once, so every scrape sees the classes at exactly 2:1."""
     deadline = time.monotonic() + EVALUATED_WITHIN
     while True:
-        for row in (SETOSA, SETOSA, VIRGINICA):
-            assert serving.client.post("/predict", json={"features": row}).status_code == 200
+        batch = {"instances": [SETOSA, SETOSA, VIRGINICA]}
+        assert serving.client.post("/predict", json=batch).status_code == 200
         assert refusing.client.post("/predict", json={"features": SETOSA}).status_code == 503
         waiting = not_yet_evaluated(prometheus)
         if not waiting:
@@ -230,8 +231,8 @@ def test_prediction_rules_give_class_shares_and_their_shift(loaded: Prometheus) 
     for window in ("1h", "1d"):
         shares = loaded.query(f"mlkube:prediction_class_share:ratio_rate{window}")
         assert {sample["metric"]["class_name"] for sample in shares} == {"setosa", "virginica"}
-        assert value_of(shares, class_name="setosa", **SERVING) == pytest.approx(2 / 3, abs=0.05)
-        assert value_of(shares, class_name="virginica", **SERVING) == pytest.approx(1 / 3, abs=0.05)
+        assert value_of(shares, class_name="setosa", **SERVING) == pytest.approx(2 / 3)
+        assert value_of(shares, class_name="virginica", **SERVING) == pytest.approx(1 / 3)
         assert sum(float(sample["value"][1]) for sample in shares) == pytest.approx(1)
     psi = loaded.query("mlkube:prediction_class_psi:1h_vs_1d")
     assert value_of(psi, **SERVING) == pytest.approx(0, abs=1e-9), "both windows hold the same traffic"

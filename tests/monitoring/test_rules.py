@@ -142,3 +142,23 @@ def test_dashboard_panels_query_through_the_datasource_variable() -> None:
     for panel in queried:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         assert panel["targets"], f"{panel['title']}: no query"
+
+
+def test_plain_prometheus_config_loads_the_rules_and_keeps_the_rules_labels(tmp_path: Path) -> None:
+    """`promtool check config` on it, with the pod discovery swapped for a static target: Debian builds
+    Prometheus without Kubernetes service discovery (upstream's binaries and images have it)."""
+    config = sources.load_yaml(sources.PLAIN_CONFIG)
+    assert [(sources.PLAIN_CONFIG.parent / path).resolve() for path in config["rule_files"]] == [
+        sources.RULES
+    ]
+    [job] = config["scrape_configs"]
+    assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
+    job["static_configs"] = [{"targets": ["127.0.0.1:5000"]}]
+    config["rule_files"] = [str(sources.RULES)]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = run([prometheus_tool("promtool"), "check", "config", str(checked)])
+    assert result.returncode == 0, explain(result)
+    targets = {relabel.get("target_label") for relabel in job["relabel_configs"]}
+    grouped = {label for e in sources.rule_expressions() for label in e.usage.grouping_labels}
+    assert grouped - {"le", "class_name", "model_name", "model_version"} <= targets
