@@ -134,8 +134,16 @@ def prometheus_config(serving: RunningServer, refusing: RunningServer) -> dict[s
 
 
 @pytest.fixture(scope="module")
+def prometheus_binary() -> str:
+    return prometheus_tool("prometheus")
+
+
+@pytest.fixture(scope="module")
 def prometheus(
-    serving: RunningServer, refusing: RunningServer, tmp_path_factory: pytest.TempPathFactory
+    prometheus_binary: str,  # first: a missing binary skips before the servers start
+    serving: RunningServer,
+    refusing: RunningServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Prometheus]:
     folder = tmp_path_factory.mktemp("prometheus")
     config = folder / "prometheus.yml"
@@ -144,7 +152,7 @@ def prometheus(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                prometheus_tool("prometheus"),
+                prometheus_binary,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={folder / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
