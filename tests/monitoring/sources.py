@@ -26,6 +26,7 @@ PROMETHEUS_RULE = MONITORING / "prometheusrule.yaml"
 PLAIN_CONFIG = MONITORING / "prometheus.yml"
 DASHBOARD = MONITORING / "dashboards" / "mlkube.json"
 FLAGGER = MONITORING / "flagger" / "metric-templates.yaml"
+ARGO = MONITORING / "argo-rollouts" / "analysis-template.yaml"
 HPA_COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "hpa-requests-per-second"
 ADAPTER = HPA_COMPONENT / "prometheus-adapter-values.yaml"
 
@@ -121,6 +122,18 @@ def flagger_expressions(namespace: str, target: str, interval: str = "1m") -> li
             query = re.sub(r"\{\{\s*" + name + r"\s*\}\}", value, query)
         assert "{{" not in query, f"{template['metadata']['name']}: unfilled template in {query}"
         found.append(Expression(f"MetricTemplate {template['metadata']['name']}", query))
+    return found
+
+
+def argo_expressions(namespace: str, canary_hash: str) -> list[Expression]:
+    """Each AnalysisTemplate metric's query as Argo Rollouts runs it for the canary's ReplicaSet."""
+    template = load_yaml(ARGO)
+    found = []
+    for metric in template["spec"]["metrics"]:
+        query = metric["provider"]["prometheus"]["query"]
+        query = query.replace("{{args.namespace}}", namespace).replace("{{args.canary-hash}}", canary_hash)
+        assert "{{" not in query, f"{metric['name']}: unfilled template in {query}"
+        found.append(Expression(f"AnalysisTemplate {metric['name']}", query))
     return found
 
 

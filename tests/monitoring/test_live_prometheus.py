@@ -32,8 +32,9 @@ from tests.support import RunningServer, free_port, start_server
 
 NAMESPACE, BROKEN_NAMESPACE = "mlkube-test", "mlkube-broken"
 DEPLOYMENT = "ml-model-deployment"
-SERVING_POD = f"{DEPLOYMENT}-7d9f8c6b5-x2k4q"  # the shape of a Deployment's pod name, as Flagger expects
-REFUSING_POD = f"{DEPLOYMENT}-7d9f8c6b5-r9z8w"
+POD_TEMPLATE_HASH = "7d9f8c6b5"
+SERVING_POD = f"{DEPLOYMENT}-{POD_TEMPLATE_HASH}-x2k4q"  # a Deployment's pod name, as Flagger and Argo expect
+REFUSING_POD = f"{DEPLOYMENT}-{POD_TEMPLATE_HASH}-r9z8w"
 SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
 EVALUATED_WITHIN = 40.0  # seconds of load at most (it takes a few scrapes)
 SERVING = {"namespace": NAMESPACE, "model_name": "iris", "model_version": "v1"}
@@ -265,6 +266,7 @@ def test_every_metric_and_label_queried_exists(loaded: Prometheus) -> None:
         *sources.dashboard_expressions(),
         # the broken namespace's pods answered 5xx, so the success rate's error selector matches there
         *sources.flagger_expressions(BROKEN_NAMESPACE, DEPLOYMENT),
+        *sources.argo_expressions(BROKEN_NAMESPACE, POD_TEMPLATE_HASH),
         *sources.adapter_expressions(NAMESPACE, SERVING_POD),
     ]
     problems = [
@@ -302,6 +304,22 @@ def test_flagger_checks_answer_like_flaggers_built_in_ones(loaded: Prometheus) -
     assert [float(s["value"][1]) for s in broken["MetricTemplate mlkube-request-success-rate"]] == [0]
     [duration] = serving["MetricTemplate mlkube-request-duration"]
     assert 0 < float(duration["value"][1]) <= 500
+
+
+def test_argo_rollouts_checks_answer_for_the_canarys_pods(loaded: Prometheus) -> None:
+    serving = {
+        e.origin: loaded.query(e.promql) for e in sources.argo_expressions(NAMESPACE, POD_TEMPLATE_HASH)
+    }
+    broken = {
+        e.origin: loaded.query(e.promql)
+        for e in sources.argo_expressions(BROKEN_NAMESPACE, POD_TEMPLATE_HASH)
+    }
+    assert [float(s["value"][1]) for s in serving["AnalysisTemplate success-rate"]] == [100]
+    assert [float(s["value"][1]) for s in broken["AnalysisTemplate success-rate"]] == [0]
+    [p99] = serving["AnalysisTemplate p99-milliseconds"]
+    assert 0 < float(p99["value"][1]) <= 500
+    other_hash = sources.argo_expressions(NAMESPACE, "5c4b7d8f6")
+    assert [loaded.query(e.promql) for e in other_hash] == [[], []], "the stable pods are not the canary"
 
 
 def test_adapter_query_gives_the_pods_request_rate(loaded: Prometheus) -> None:
