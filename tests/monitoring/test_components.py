@@ -1,6 +1,6 @@
 """The monitoring component (deploy/monitoring) and the HPA-on-requests component, each overlay rendered
 with both by the real `kubectl kustomize` (in a temporary copy of deploy/, as a user adds them), then
-strict schema validation for Kubernetes 1.30-1.35 and their wiring: the PodMonitor finds the pods' metrics
+strict schema validation for Kubernetes 1.30-1.35, checkov, and their wiring: the PodMonitor finds the pods' metrics
 port, the PrometheusRule and the dashboard ConfigMap hold the files, the HPA asks for the metric the
 prometheus-adapter rule publishes."""
 
@@ -16,7 +16,7 @@ import yaml
 
 from tests.deploy.rendered import OVERLAYS, Doc, Rendered, kustomize
 from tests.deploy.test_manifests import labels_match, pod_labels
-from tests.deploy.test_validation import KUBERNETES_VERSIONS, kubernetes_validate
+from tests.deploy.test_validation import KUBERNETES_VERSIONS, checkov, failures, kubernetes_validate
 from tests.deploy.tools import REPO, explain
 from tests.monitoring import sources
 
@@ -113,3 +113,16 @@ def test_adapter_rule_maps_the_scrape_labels_to_namespace_and_pod() -> None:
     }
     for placeholder in ("<<.Series>>", "<<.LabelMatchers>>", "<<.GroupBy>>"):
         assert placeholder in rule["metricsQuery"]
+
+
+def test_checkov_finds_no_failed_check_in_the_overlays_with_the_components(
+    monitored: dict[str, Rendered], tmp_path: Path
+) -> None:
+    files = []
+    for rendered in monitored.values():
+        (tmp_path / rendered.path.name).write_bytes(rendered.path.read_bytes())
+        files += ["--file", rendered.path.name]
+    reports = checkov(["--framework", "kubernetes", *files], cwd=tmp_path)
+    assert [report["check_type"] for report in reports] == ["kubernetes"]
+    assert reports[0]["summary"]["passed"] > 0, "checkov checked nothing"
+    assert failures(reports) == []
