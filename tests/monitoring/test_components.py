@@ -1,8 +1,8 @@
 """The monitoring component (deploy/monitoring) and the HPA-on-requests component, each overlay rendered
 with both by the real `kubectl kustomize` (in a temporary copy of deploy/, as a user adds them), then
-strict schema validation for Kubernetes 1.30-1.35, checkov, and their wiring: the PodMonitor finds the pods' metrics
-port, the PrometheusRule and the dashboard ConfigMap hold the files, the HPA asks for the metric the
-prometheus-adapter rule publishes."""
+strict schema validation for Kubernetes 1.30-1.35, checkov, and their wiring: the PodMonitor finds the
+pods' metrics port, the PrometheusRule and the dashboard ConfigMap hold the files, the HPA asks for the
+metric the prometheus-adapter rule publishes."""
 
 from __future__ import annotations
 
