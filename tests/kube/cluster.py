@@ -1,4 +1,9 @@
-"""Kubernetes objects as `kubectl get -o json` prints them, trimmed to what mlkube reads; for scenarios."""
+"""Kubernetes objects as `kubectl get -o json` prints them, trimmed to what mlkube reads; for scenarios.
+
+As the controllers make them: a ReplicaSet and its pods carry the `pod-template-hash` label; a pod being
+deleted keeps `Ready` True (it drains) and gains `metadata.deletionTimestamp`; the model version
+`mlkube release` records is the Deployment's annotation mlkube.io/model-version, which the deployment
+controller copies onto the ReplicaSet of that revision (never an env var of the pod template)."""
 
 from __future__ import annotations
 
@@ -8,9 +13,16 @@ DEPLOYMENT_UID = "uid-deployment-1"
 SELECTOR = {"app": "ml-model"}
 
 
-def _container(image: str, version: str | None) -> dict[str, Any]:
-    env = [{"name": "MODEL_VERSION", "value": version}] if version else []
-    return {"name": "ml-model", "image": image, "env": env}
+VERSION_ANNOTATION = "mlkube.io/model-version"
+
+
+def _container(image: str) -> dict[str, Any]:
+    return {"name": "ml-model", "image": image}
+
+
+def template_hash(revision: int) -> str:
+    """A pod-template-hash as the controller writes it (ten characters), one per revision here."""
+    return f"5c4b9d{revision:04d}"
 
 
 def deployment(
@@ -30,14 +42,20 @@ def deployment(
     annotations: dict[str, str] | None = None,
     mounts: str = "ml-model-secret",
 ) -> dict[str, Any]:
-    """A Deployment; by default rolled out with `replicas` pods, the key mounted from Secret `mounts`."""
+    """A Deployment; by default rolled out with `replicas` pods, the key mounted from Secret `mounts`;
+    `version` is what `mlkube release` recorded in its annotation."""
+    recorded = {VERSION_ANNOTATION: version} if version else {}
     return {
         "kind": "Deployment",
         "metadata": {
             "name": "ml-model-deployment",
             "uid": DEPLOYMENT_UID,
             "generation": generation,
-            "annotations": {"deployment.kubernetes.io/revision": str(revision), **(annotations or {})},
+            "annotations": {
+                "deployment.kubernetes.io/revision": str(revision),
+                **recorded,
+                **(annotations or {}),
+            },
         },
         "spec": {
             "replicas": replicas,
@@ -46,7 +64,7 @@ def deployment(
             "template": {
                 "metadata": {"labels": SELECTOR},
                 "spec": {
-                    "containers": [_container(image, version)],
+                    "containers": [_container(image)],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},
                         {
@@ -80,20 +98,28 @@ def replicaset(
     replicas: int = 0,
     ready: int = 0,
     owner: str = DEPLOYMENT_UID,
-    version_annotation: str | None = None,
+    template_of: int | None = None,
 ) -> dict[str, Any]:
+    """The ReplicaSet of one revision; `version` as copied from the Deployment's annotation. After
+    `kubectl rollout undo`, the old ReplicaSet keeps its pod template (and hash) under a new revision
+    number: `template_of` is the revision it was first made for."""
     annotations = {"deployment.kubernetes.io/revision": str(revision)}
     if cause:
         annotations["kubernetes.io/change-cause"] = cause
-    if version_annotation:
-        annotations["mlkube.io/model-version"] = version_annotation
+    if version:
+        annotations[VERSION_ANNOTATION] = version
+    labels = {**SELECTOR, "pod-template-hash": template_hash(template_of or revision)}
     return {
         "metadata": {
-            "name": f"ml-model-deployment-rs{revision}",
+            "name": f"ml-model-deployment-{labels['pod-template-hash']}",
+            "labels": labels,
             "annotations": annotations,
             "ownerReferences": [{"kind": "Deployment", "name": "ml-model-deployment", "uid": owner}],
         },
-        "spec": {"replicas": replicas, "template": {"spec": {"containers": [_container(image, version)]}}},
+        "spec": {
+            "replicas": replicas,
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [_container(image)]}},
+        },
         "status": {"replicas": replicas, "readyReplicas": ready},
     }
 
@@ -108,12 +134,22 @@ def pod(
     message: str = "",
     phase: str = "Running",
     image: str = "ml-model:v3",
+    revision: int | None = None,
+    terminating: bool = False,
 ) -> dict[str, Any]:
+    """A pod; of the ReplicaSet of `revision` (its pod-template-hash) when given; `terminating`: deleted
+    and draining, still Ready as the kubelet leaves it until the container stops."""
     state: dict[str, Any] = (
         {"waiting": {"reason": waiting, "message": message}} if waiting else {"running": {}}
     )
+    labels = dict(SELECTOR)
+    if revision is not None:
+        labels["pod-template-hash"] = template_hash(revision)
+    deleting = (
+        {"deletionTimestamp": "2026-12-01T05:14:07Z", "deletionGracePeriodSeconds": 30} if terminating else {}
+    )
     return {
-        "metadata": {"name": name, "labels": SELECTOR},
+        "metadata": {"name": name, "labels": labels, **deleting},
         "spec": {"nodeName": node, "containers": [{"name": "ml-model", "image": image}]},
         "status": {
             "phase": phase,

@@ -60,6 +60,15 @@ class SmokeReport:
     def failures(self) -> str:
         return "; ".join(f"{c.name}: {c.detail}" for c in self.checks if not c.ok)
 
+    @property
+    def transient(self) -> bool:
+        """Failed only for want of an answer (no connection, 503 while starting or draining): worth
+        asking again. A wrong answer (version, shape, 401) is not."""
+        failed = [c for c in self.checks if not c.ok]
+        return bool(failed) and all(
+            c.detail.startswith(("no answer from", "503")) or c.detail == _NO_VERSION for c in failed
+        )
+
 
 def run_smoke(
     url: str, *, api_key: str | None = None, expect_version: str | None = None, timeout: float = 5.0
@@ -158,11 +167,14 @@ def _check_batch(client: HttpClient, report: SmokeReport) -> Check:
     return Check(name, True, ", ".join(item.class_name for item in answer.predictions))
 
 
+_NO_VERSION = "no answer reported a version"
+
+
 def _check_version(report: SmokeReport, expected: str | None) -> Check:
     name = "reported version"
     seen = sorted(report.versions)
     if not seen:
-        return Check(name, False, "no answer reported a version")
+        return Check(name, False, _NO_VERSION)
     if len(seen) > 1:
         return Check(name, False, f"answers report different versions: {', '.join(seen)}")
     if expected is not None and seen[0] != expected:
