@@ -16,8 +16,8 @@ SELECTOR = {"app": "ml-model"}
 VERSION_ANNOTATION = "mlkube.io/model-version"
 
 
-def _container(image: str) -> dict[str, Any]:
-    return {"name": "ml-model", "image": image}
+def _container(image: str, pull_policy: str = "IfNotPresent") -> dict[str, Any]:
+    return {"name": "ml-model", "image": image, "imagePullPolicy": pull_policy}
 
 
 def template_hash(revision: int) -> str:
@@ -41,6 +41,7 @@ def deployment(
     conditions: list[dict[str, str]] | None = None,
     annotations: dict[str, str] | None = None,
     mounts: str = "ml-model-secret",
+    pull_policy: str = "IfNotPresent",
 ) -> dict[str, Any]:
     """A Deployment; by default rolled out with `replicas` pods, the key mounted from Secret `mounts`;
     `version` is what `mlkube release` recorded in its annotation."""
@@ -64,7 +65,7 @@ def deployment(
             "template": {
                 "metadata": {"labels": SELECTOR},
                 "spec": {
-                    "containers": [_container(image)],
+                    "containers": [_container(image, pull_policy)],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},
                         {
@@ -197,3 +198,24 @@ def hpa(
         },
         "status": {"currentReplicas": replicas, "desiredReplicas": desired, "currentMetrics": metrics},
     }
+
+
+def job(*, active: int = 0, succeeded: int = 0, failed: int = 0, message: str = "") -> dict[str, Any]:
+    """A Job as the job controller reports it: Complete (after SuccessCriteriaMet, Kubernetes 1.31+) or
+    Failed with its reason."""
+    conditions: list[dict[str, str]] = []
+    if succeeded:
+        conditions = [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached"},
+        ]
+    if failed:
+        conditions = [
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": message},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": message},
+        ]
+    status: dict[str, Any] = {"conditions": conditions} if conditions else {}
+    for key, value in (("active", active), ("succeeded", succeeded), ("failed", failed)):
+        if value:
+            status[key] = value
+    return {"kind": "Job", "metadata": {"name": "ml-model-load"}, "status": status}

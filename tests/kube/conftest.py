@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from mlkube.cli import kube_commands
+from mlkube.kube.output import Output
 from tests.kube.fake_kubectl import FakeKubectl
 from tests.support import RunningServer, start_server
 
@@ -35,6 +38,12 @@ def current_context(fake: FakeKubectl, context: str = "minikube", namespace: str
     fake.on("config", "current-context", reply={"stdout": f"{context}\n"})
     fake.on("config", "view", "--minify", reply={"stdout": namespace})
     return fake
+
+
+def printer() -> tuple[Output, io.StringIO]:
+    """An Output into a buffer, without colours: what a command prints, as text."""
+    buffer = io.StringIO()
+    return Output(Console(file=buffer, highlight=False, soft_wrap=True, color_system=None)), buffer
 
 
 def _app() -> typer.Typer:
