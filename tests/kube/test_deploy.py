@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlkube.kube.deploy import overlay_image
 from tests.kube import cluster
 from tests.kube.conftest import PINNED, current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
@@ -250,3 +251,29 @@ def test_deploy_force_applies_the_overlays_image(
     result = run_cli("deploy", "--manifests", str(overlay_at_v2), "--force", "--poll", "0.01")
     assert result.exit_code == 0, result.output
     assert f"{PINNED} apply -k {overlay_at_v2}/overlays/minikube" in fake.lines()
+
+
+@pytest.mark.parametrize(
+    ("images", "expected"),
+    [
+        ("images:\n  - name: ml-model\n    newName: ml-model\n    newTag: v2\n", "ml-model:v2"),
+        (
+            "images:\n  - name: other\n    newTag: v9\n"
+            "  - name: 'ml-model'\n    newName: reg.example/ml-model\n"
+            '    newTag: "v3"\n    # digest: sha256:commented-out\n    digest: sha256:abc\nlabels: []\n',
+            "reg.example/ml-model:v3@sha256:abc",
+        ),
+        ("resources: [../../base]\n", None),
+    ],
+)
+def test_the_overlays_image_is_read_from_its_images_entry(
+    tmp_path: Path, images: str, expected: str | None
+) -> None:
+    (tmp_path / "kustomization.yaml").write_text(images, encoding="utf-8")
+    assert overlay_image(tmp_path) == expected
+
+
+def test_the_committed_overlays_name_their_image() -> None:
+    overlays = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "overlays"
+    assert overlay_image(overlays / "minikube") == "ml-model:v2"
+    assert overlay_image(overlays / "production") == "registry.example.com/mlkube/ml-model:v2"

@@ -107,3 +107,12 @@ def test_the_job_is_a_valid_restricted_kubernetes_object(tmp_path: Path, version
     security = pod["containers"][0]["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_in_cluster_dry_run_prints_the_job_and_runs_nothing(fake: FakeKubectl) -> None:
+    result = run_cli("load", "--in-cluster", "--rps", "100", "--duration", "30s", "--dry-run", "-n", "ml")
+    assert result.exit_code == 0, result.output
+    assert "$ kubectl --namespace ml delete job ml-model-load --ignore-not-found --wait=true" in result.stdout
+    assert "load --url http://ml-model-service:5000 --rps 100 --duration 30s" in result.stdout
+    assert "$ kubectl --namespace ml logs job/ml-model-load" in result.stdout
+    assert fake.calls() == []

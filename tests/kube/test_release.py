@@ -291,3 +291,16 @@ def test_without_a_recorded_version_the_running_one_is_asked_first(
     ]
     assert result.exit_code == 1
     assert result.stderr.strip().endswith("rolled back to revision 1: v1 answers again")
+
+
+def test_only_terminating_pods_never_pass_the_smoke_test(fake: FakeKubectl, server_v1: RunningServer) -> None:
+    """Still Ready, but being deleted: never tested, so the release is not taken for good."""
+    release_steps(fake)
+    draining = cluster.items(cluster.pod("ml-model-deployment-new-a", revision=2, terminating=True))
+    fake.on("get", "pods", phase="rolling", reply=reply_json(draining))  # before new_pods' pods: it wins
+    new_pods(fake, server_v1, old=server_v1)
+    undo_steps(fake, server_v1)
+    result = run_cli("release", "--image", "ml-model:v3", "--poll", "0.05", "--timeout", "0.5")
+    assert result.exit_code == 1
+    assert "smoke test failed after 0.5s: no pod is ready and serving" in result.stderr
+    assert "pod/ml-model-deployment-new-a" not in forwarded(fake)
