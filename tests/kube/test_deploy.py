@@ -53,8 +53,18 @@ def cluster_answers(
             reply_json(cluster.deployment(mounts=mounted)),
         ],
     )
-    fake.on("get", "service/ml-model-service", reply=reply_json(cluster.service("ClusterIP", None)))
-    fake.on("port-forward", "service/ml-model-service", reply={"forward_to": host_port(server)})
+    fake.on("get", "replicasets", reply=reply_json(cluster.items(cluster.replicaset(1, "ml-model:v2"))))
+    fake.on(
+        "get",
+        "pods",
+        reply=reply_json(
+            cluster.items(
+                cluster.pod("ml-model-deployment-a", revision=1, image="ml-model:v2"),
+                cluster.pod("ml-model-deployment-b", revision=1, image="ml-model:v2"),
+            )
+        ),
+    )
+    fake.on("port-forward", reply={"forward_to": host_port(server)})
 
 
 def test_deploy_creates_the_secret_from_the_environment_without_showing_it(
@@ -134,7 +144,7 @@ def test_a_failed_smoke_test_fails_the_deploy(
     )
     result = run_cli("deploy", "--manifests", str(manifests), "--poll", "0.01")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: smoke test failed against http://127.0.0.1:")
+    assert result.stderr.startswith("error: smoke test failed on pod ml-model-deployment-a: ")
     assert "401: the service wants an API key" in result.stderr
 
 

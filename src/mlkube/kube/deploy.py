@@ -16,7 +16,7 @@ from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
 from mlkube.kube.rollout import wait_for_rollout
 from mlkube.kube.secret import ensure_secret, local_key, mounted_secret
-from mlkube.kube.verify import smoke_service
+from mlkube.kube.verify import smoke_rollout
 
 _NAMESPACE = re.compile(r"^namespace:\s*(\S+)", re.MULTILINE)
 _IMAGE_ENTRY = re.compile(r"^\s*-\s*name:\s*(\S+)\s*$")
@@ -93,7 +93,7 @@ def refuse_undoing_a_release(kubectl: Kubectl, folder: Path) -> None:
 
 
 def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
-    """Apply the overlay, create the Secret if missing, wait for the rollout, smoke-test the Service."""
+    """Apply the overlay, create the Secret if missing, wait for the rollout, smoke-test each new pod."""
     folder = overlay_dir(request.manifests, request.overlay)
     key = local_key(request.api_key_file)
     namespace = overlay_namespace(folder)
@@ -120,6 +120,13 @@ def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
     ensure_secret(kubectl, key, mounted_secret(created.spec.template.spec) if created else names.SECRET)
     deployment = wait_for_rollout(kubectl, deadline=request.deadline, poll=request.poll)
     if request.smoke:
-        smoke_service(kubectl, url=request.url, api_key=key, expect_version=None)
+        smoke_rollout(
+            kubectl,
+            url=request.url,
+            api_key=key,
+            expect_version=None,
+            deadline=request.deadline,
+            poll=request.poll,
+        )
     if deployment is not None:
         out.ok(f"deployed: {deployment.status.ready_replicas} of {deployment.desired} pods ready")
