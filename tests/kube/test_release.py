@@ -304,3 +304,23 @@ def test_only_terminating_pods_never_pass_the_smoke_test(fake: FakeKubectl, serv
     assert result.exit_code == 1
     assert "smoke test failed after 0.5s: no pod is ready and serving" in result.stderr
     assert "pod/ml-model-deployment-new-a" not in forwarded(fake)
+
+
+def test_with_a_url_the_smoke_test_goes_there_and_a_wrong_answer_is_not_retried(
+    fake: FakeKubectl, server_v1: RunningServer
+) -> None:
+    """--url (an ingress, a load balancer): checked there instead of on each pod; a wrong version there
+    fails at once under the 180 s default, and after the undo the same URL answers v1 again."""
+    release_steps(fake)
+    fake.on(
+        "get", "deployment/ml-model-deployment", phase="rolling", replies=rolled_out(2, "ml-model:v3", "v3")
+    )
+    undo_steps(fake, server_v1)
+    result = run_cli("release", "--image", "ml-model:v3", "--url", server_v1.url, "--poll", "0.01")
+    assert result.exit_code == 1
+    reason = result.stderr.strip()
+    assert reason.startswith(
+        f"error: smoke test failed against {server_v1.url}: reported version: 'v1', expected 'v3'"
+    )
+    assert reason.endswith("rolled back to revision 1: v1 answers again")
+    assert forwarded(fake) == []

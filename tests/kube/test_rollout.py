@@ -132,8 +132,9 @@ def test_an_image_that_can_never_start_fails_at_once(
 
 
 def test_the_deadline_counts_time_without_progress_not_the_whole_rollout(fake: FakeKubectl) -> None:
-    """20 replicas rolling one at a time: 40 polls 0.05 s apart take 2 s or more (the sleeps alone), past
-    the 1.5 s deadline, yet every poll shows one more updated or available replica."""
+    """20 replicas rolling one at a time: 40 polls 0.1 s apart take 4 s or more (the sleeps alone), past
+    the 3 s deadline, yet every poll shows one more updated or available replica (3 s between two polls
+    leaves room for a slow machine: each poll is a new process)."""
     steps = [
         cluster.deployment(generation=2, replicas=20, updated=n // 2 + n % 2, available=n // 2, total=21)
         for n in range(1, 40)
@@ -143,7 +144,7 @@ def test_the_deadline_counts_time_without_progress_not_the_whole_rollout(fake: F
         "deployment/ml-model-deployment",
         replies=[*map(reply_json, steps), reply_json(cluster.deployment(generation=2, replicas=20))],
     )
-    deployment = wait_for_rollout(Kubectl(printer()[0]), deadline=1.5, poll=0.05)
+    deployment = wait_for_rollout(Kubectl(printer()[0]), deadline=3.0, poll=0.1)
     assert deployment is not None
     assert deployment_polls(fake) == 40
 
