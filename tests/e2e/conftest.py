@@ -1,6 +1,7 @@
 """Real-cluster fixtures: run only with MLKUBE_E2E=1 and a cluster that `kubectl cluster-info` reaches.
 
-Prerequisites (minikube): both images in the cluster's image store, built with their model versions:
+One command on kind or minikube: `tests/e2e/run.sh` (builds both images into the cluster, then runs
+these tests). By hand: both images in the cluster's image store, built with their model versions:
     eval $(minikube docker-env)
     docker build --build-arg MODEL_VERSION=v2 -t ml-model:v2 .
     docker build --build-arg MODEL_VERSION=v3 -t ml-model:v3 .
