@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -81,7 +81,7 @@ class Recorded:
     def __init__(self) -> None:
         self.calls: list[tuple[list[int], list[int]]] = []
 
-    def __call__(self, below: list[int], above: list[int]) -> None:
+    def __call__(self, below: Sequence[int], above: Sequence[int]) -> None:
         self.calls.append((list(below), list(above)))
 
 
