@@ -21,7 +21,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import le
+from operator import gt, le, lt
 from pathlib import Path
 
 import numpy as np
@@ -73,16 +73,16 @@ class RangeWatch:
             low, high = self._low_list, self._high_list
             if all(map(le, low, row)) and all(map(le, row, high)):
                 return
-            below = [int(value < bound) for value, bound in zip(row, low, strict=True)]
-            above = [int(value > bound) for value, bound in zip(row, high, strict=True)]
-            self._observe(below, above)
+            self._observe(list(map(lt, row, low)), list(map(gt, row, high)))  # bools count as 0 and 1
             return
-        below_mask = rows < self._low
-        above_mask = rows > self._high
-        if below_mask.any() or above_mask.any():
-            self._observe(
-                np.count_nonzero(below_mask, axis=0).tolist(), np.count_nonzero(above_mask, axis=0).tolist()
-            )
+        below = rows < self._low
+        above = rows > self._high
+        if below.any() or above.any():
+            self._observe(self._per_feature(below), self._per_feature(above))
+
+    def _per_feature(self, outside: NDArray[np.bool_]) -> list[int]:
+        """The count of True per column (bincount of the columns: few values are outside, usually)."""
+        return np.bincount(np.nonzero(outside)[1], minlength=len(self._low)).tolist()  # type: ignore[no-any-return]
 
 
 class SlidingCounts:

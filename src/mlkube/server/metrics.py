@@ -22,6 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from operator import add
 
 import numpy as np
 from numpy.typing import NDArray
@@ -193,10 +194,8 @@ class Metrics:
 
     def observe_out_of_range(self, below: Sequence[int], above: Sequence[int]) -> None:
         """Add the per-feature counts of values below the training minimum and above the maximum."""
-        for index, count in enumerate(below):
-            self._below[index] += count
-        for index, count in enumerate(above):
-            self._above[index] += count
+        self._below = list(map(add, self._below, below))
+        self._above = list(map(add, self._above, above))
         self._flush_soon()
 
     def observe_model_call(self, rows: int) -> None:
