@@ -171,7 +171,7 @@
         element(
           "tr",
           { "data-class": item.name },
-          element("th", { scope: "row" }, element("span", { className: `dot c${index % 8}` }), ` ${item.name}`),
+          element("th", { scope: "row" }, element("span", { className: `dot c${index % 8}` }), item.name),
           element("td", { text: String(item.recent) }),
           element("td", { text: share(item.share) }),
           element("td", { text: share(item.training) }),
