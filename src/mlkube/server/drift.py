@@ -183,7 +183,10 @@ def forget_dead_workers(directory: str | None = None) -> None:
     for path in Path(directory).iterdir():
         match = _LIVE_GAUGE_FILE.match(path.name)
         if match and not _process_exists(int(match.group(1))):
-            multiprocess.mark_process_dead(int(match.group(1)), directory)  # type: ignore[no-untyped-call]
+            try:
+                multiprocess.mark_process_dead(int(match.group(1)), directory)  # type: ignore[no-untyped-call]
+            except FileNotFoundError:
+                continue  # another starting worker removed it first
 
 
 def _process_exists(pid: int) -> bool:
