@@ -77,12 +77,15 @@ class RangeWatch:
             return
         below = rows < self._low
         above = rows > self._high
-        if below.any() or above.any():
-            self._observe(self._per_feature(below), self._per_feature(above))
+        any_below, any_above = below.any(), above.any()
+        if any_below or any_above:
+            self._observe(self._per_feature(below, any_below), self._per_feature(above, any_above))
 
-    def _per_feature(self, outside: NDArray[np.bool_]) -> list[int]:
+    def _per_feature(self, outside: NDArray[np.bool_], anything: np.bool_) -> list[int]:
         """The count of True per column (bincount of the columns: few values are outside, usually)."""
-        return np.bincount(np.nonzero(outside)[1], minlength=len(self._low)).tolist()  # type: ignore[no-any-return]
+        if not anything:
+            return [0] * len(self._low_list)
+        return np.bincount(np.nonzero(outside)[1], minlength=len(self._low_list)).tolist()  # type: ignore[no-any-return]
 
 
 class SlidingCounts:
