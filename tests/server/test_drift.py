@@ -95,6 +95,15 @@ def test_range_watch_counts_each_side_per_feature_and_nothing_inside(rows: int) 
     assert recorded.calls == [([rows, 0, 0], [0, 0, rows])]
 
 
+def test_range_watch_counts_the_right_columns_whatever_the_memory_layout() -> None:
+    recorded = Recorded()
+    watch = RangeWatch([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], recorded)
+    rows = np.array([[0.5, 2.0, 0.5], [0.5, 2.0, -1.0], [-1.0, 0.5, 0.5], [0.5, 0.5, 0.5]], dtype=np.float32)
+    for layout in (rows, np.asfortranarray(rows), rows[::-1]):
+        watch.check(layout)
+    assert recorded.calls == [([1, 0, 1], [0, 2, 0])] * 3
+
+
 def test_range_watch_keeps_the_training_bounds_inside_in_float32(iris_bundle: Bundle) -> None:
     """4.3 and 7.9 are no float32 numbers: compared in float64, the training max itself would be 'above'."""
     recorded = Recorded()

@@ -82,10 +82,12 @@ class RangeWatch:
             self._observe(self._per_feature(below, any_below), self._per_feature(above, any_above))
 
     def _per_feature(self, outside: NDArray[np.bool_], anything: np.bool_) -> list[int]:
-        """The count of True per column (bincount of the columns: few values are outside, usually)."""
+        """The count of True per column: the columns of the (usually few) True values, counted."""
+        width = len(self._low_list)
         if not anything:
-            return [0] * len(self._low_list)
-        return np.bincount(np.nonzero(outside)[1], minlength=len(self._low_list)).tolist()  # type: ignore[no-any-return]
+            return [0] * width
+        columns = np.flatnonzero(outside) % width  # row-major positions, whatever the memory layout
+        return np.bincount(columns, minlength=width).tolist()  # type: ignore[no-any-return]
 
 
 class SlidingCounts:
