@@ -3,8 +3,8 @@
 - `RangeWatch` compares every row the model scores with the training range of each feature (the bundle's
   `features`), once per model call on the micro-batcher's joined batch: one row in plain Python (two
   C-level `all(map(...))` passes, 0.5 µs), more rows with two numpy comparisons (9 µs for 1,000 rows);
-  only when something lies outside are the values counted per feature and side. The counts go to the worker's `Metrics`,
-  which pushes them to `mlkube_feature_out_of_range_total` with its other counts.
+  only when something lies outside are the values counted per feature and side. The counts go to the
+  worker's `Metrics`, which pushes them to `mlkube_feature_out_of_range_total` with its other counts.
 - `SlidingCounts` keeps the predicted-class counts of the last WINDOW_SECONDS, fed from the counts the
   worker pushes anyway (no work per request), exported as `mlkube_recent_predictions`.
 - `training_class_shares` derives the training class shares from what a bundle stores.
