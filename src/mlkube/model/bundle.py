@@ -39,8 +39,53 @@ class FeatureStats(msgspec.Struct, frozen=True):
     mean: float
 
 
+NUMBER = "number"
+CATEGORY = "category"
+TENSOR_LAYOUT = "tensor"
+COLUMNS_LAYOUT = "columns"
+
+
+class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One input feature: what a request may send for it and what the ONNX graph is fed.
+
+    A number has its training range (when known); a category lists the values seen in training, and
+    anything else is unknown to the model. `missing`: the model imputes an absent value (a number is
+    fed as NaN, a category as ""). `onnx_input` names the graph input of the `columns` layout.
+    """
+
+    name: str
+    kind: str = NUMBER
+    categories: list[str] = []
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    missing: bool = False
+    onnx_input: str = ""
+
+
+class InputSchema(msgspec.Struct, frozen=True, kw_only=True):
+    """How the features reach the ONNX graph.
+
+    `tensor`: one float32 input (`tensor_input`) of shape [N, len(features)], features in order (Iris).
+    `columns`: one input per feature (`FeatureSpec.onnx_input`) of shape [N, 1]: float32 for a number,
+    string for a category; skl2onnx needs this for string columns and for a ColumnTransformer by name.
+    """
+
+    layout: str = TENSOR_LAYOUT
+    tensor_input: str = "X"
+    features: list[FeatureSpec] = []
+
+
+class OnnxOutputs(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Names of the graph's outputs: `label` + `probabilities` for a classifier, `value` for a regressor."""
+
+    label: str = "label"
+    probabilities: str = "probabilities"
+    value: str = "variable"
+
+
 class Metadata(msgspec.Struct, frozen=True, kw_only=True):
-    """What `metadata.json` holds."""
+    """What `metadata.json` holds. Fields after `samples` are newer: bundles without them still read."""
 
     format_version: int
     name: str
@@ -58,10 +103,39 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     samples: list[list[float]] = []
     """One typical training row per class, in class order (the model page's sample buttons)."""
+    task: str = "classification"
+    """`classification` or `regression` (a regressor has no class names)."""
+    inputs: InputSchema | None = None
+    """None in bundles written before mlkube knew other inputs: one float tensor of `n_features`."""
+    outputs: OnnxOutputs = OnnxOutputs()
+    class_labels: list[int | str] = []
+    """What the model predicts for each class (its `classes_`), in class order; [] means 0..k-1."""
+    runtime: str = "onnx"
+    """The runtime this bundle is meant for: `sklearn` when ONNX could not express the model."""
+    source: dict[str, object] = {}
+    """Where an imported model came from: file form, path name, sha256, saved-with versions, warnings."""
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_regressor(self) -> bool:
+        return self.task == "regression"
+
+    def input_schema(self) -> InputSchema:
+        """The input schema, also for an older bundle (numbers in one tensor, ranges from `features`)."""
+        if self.inputs is not None:
+            return self.inputs
+        stats = {stat.name: stat for stat in self.features}
+        specs = []
+        for name in self.feature_names:
+            stat = stats.get(name)
+            if stat is None:
+                specs.append(FeatureSpec(name=name))
+            else:
+                specs.append(FeatureSpec(name=name, min=stat.min, max=stat.max, mean=stat.mean))
+        return InputSchema(layout=TENSOR_LAYOUT, features=specs)
 
 
 class Bundle(msgspec.Struct, frozen=True):
@@ -153,8 +227,9 @@ def read_bundle(folder: Path, expected_digest: str | None = None, boundary: Path
             f"{folder / METADATA_FILE}: bundle format version {metadata.format_version} is not supported "
             f"(this mlkube reads version {FORMAT_VERSION})"
         )
-    if ONNX_FILE not in metadata.files:
-        raise BundleError(f"{folder / METADATA_FILE}: lists no {ONNX_FILE}")
+    model_file = SKOPS_FILE if metadata.runtime == "sklearn" else ONNX_FILE
+    if model_file not in metadata.files:
+        raise BundleError(f"{folder / METADATA_FILE}: lists no {model_file}")
     for file_name, expected in metadata.files.items():
         path = _contained_file(folder, file_name, limit)
         _check_digest(path, expected, sha256_file(path))
