@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from mlkube.model.bundle import Bundle, Metadata
+from mlkube.model.bundle import CATEGORY, Bundle, FeatureSpec, InputSchema, Metadata
 from mlkube.server.drift import (
     ABOVE_MAX,
     BELOW_MIN,
@@ -118,13 +118,35 @@ def test_range_watch_keeps_the_training_bounds_inside_in_float32(iris_bundle: Bu
 
 def test_range_watch_ignores_features_without_a_range_and_bundles_without_any(iris_bundle: Bundle) -> None:
     metadata = iris_bundle.metadata
+    specs = metadata.input_schema().features
+    partial = [
+        specs[0],
+        FeatureSpec(name=specs[1].name),
+        FeatureSpec(name=specs[2].name, kind=CATEGORY),
+        specs[3],
+    ]
     recorded = Recorded()
-    partial = msgspec.structs.replace(metadata, features=metadata.features[:1])
-    watch = RangeWatch.for_model(partial, recorded)
+    watch = RangeWatch.for_model(with_inputs(metadata, partial), recorded)
+    assert watch is not None
+    watch.check(np.array([[100.0, 100.0, 100.0, 1.0]], dtype=np.float32))
+    assert recorded.calls == [([0, 0, 0, 0], [1, 0, 0, 0])]
+    unranged = [FeatureSpec(name=spec.name) for spec in specs]
+    assert RangeWatch.for_model(with_inputs(metadata, unranged), recorded) is None
+
+
+def test_range_watch_reads_the_ranges_of_bundles_written_before_input_schemas(iris_bundle: Bundle) -> None:
+    old = msgspec.structs.replace(
+        iris_bundle.metadata, inputs=None, features=iris_bundle.metadata.features[:1]
+    )
+    recorded = Recorded()
+    watch = RangeWatch.for_model(old, recorded)
     assert watch is not None
     watch.check(np.array([[100.0, 100.0, 100.0, 100.0]], dtype=np.float32))
     assert recorded.calls == [([0, 0, 0, 0], [1, 0, 0, 0])]
-    assert RangeWatch.for_model(msgspec.structs.replace(metadata, features=[]), recorded) is None
+
+
+def with_inputs(metadata: Metadata, specs: list[FeatureSpec]) -> Metadata:
+    return msgspec.structs.replace(metadata, inputs=InputSchema(features=specs))
 
 
 # --- SlidingCounts and training shares -------------------------------------------------------------

@@ -42,6 +42,7 @@ from mlkube.server.drift import (
     forget_dead_workers,
     merged_samples,
     training_class_shares,
+    watched_features,
 )
 from mlkube.server.metrics import Metrics
 from mlkube.server.service import ModelService
@@ -73,7 +74,7 @@ class DataPlane:
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
         forget_dead_workers()
         if self.service.bundle is not None and self.service.ready:
-            features = self.service.bundle.metadata.feature_names
+            features = watched_features(self.service.bundle.metadata)
             self.metrics.watch_drift(features, self.service.class_names, self._training_shares)
         self.metrics.attach(loop.call_later)
         self.batcher.attach(loop)
@@ -180,7 +181,8 @@ class DataPlane:
         self.metrics.flush()
         samples = merged_samples(self.name, self.version)
         metadata = self.require_model().metadata
-        signals = drift_signals(samples, metadata.feature_names, self.class_names, self._training_shares)
+        features = watched_features(metadata)
+        signals = drift_signals(samples, features, self.class_names, self._training_shares)
         return msgspec.structs.replace(card, drift=signals)
 
 

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from mlkube.api.page import ClassShare, DriftSignals, FeatureDrift
-from mlkube.model.bundle import Metadata
+from mlkube.model.bundle import NUMBER, Metadata
 
 WINDOW_SECONDS = 300
 WINDOW_SLOTS = 10
@@ -57,13 +57,16 @@ class RangeWatch:
 
     @classmethod
     def for_model(cls, metadata: Metadata, observe: ObserveOutside) -> RangeWatch | None:
-        """A watch over the features with a training range, in input order; None when none has one."""
-        stats = {stat.name: stat for stat in metadata.features}
-        if not stats:
+        """A watch over the numeric features with a training range, in input order; None when none has one.
+
+        A feature without a range (or a category: counted as `unknown_category` once the server takes
+        categories) is never outside.
+        """
+        specs = metadata.input_schema().features
+        low = [-np.inf if spec.kind != NUMBER or spec.min is None else spec.min for spec in specs]
+        high = [np.inf if spec.kind != NUMBER or spec.max is None else spec.max for spec in specs]
+        if all(np.isinf(low)) and all(np.isinf(high)):
             return None
-        found = [stats.get(name) for name in metadata.feature_names]
-        low = [-np.inf if stat is None else stat.min for stat in found]
-        high = [np.inf if stat is None else stat.max for stat in found]
         return cls(low, high, observe)
 
     def check(self, rows: NDArray[np.float32]) -> None:
@@ -135,6 +138,11 @@ class SlidingCounts:
     def _expire(self, slot: int) -> None:
         while self._buckets and self._buckets[0][0] <= slot - self.slots:
             self._buckets.popleft()
+
+
+def watched_features(metadata: Metadata) -> list[str]:
+    """The feature names of the drift series, in the order RangeWatch counts them (the model's inputs)."""
+    return [spec.name for spec in metadata.input_schema().features]
 
 
 def training_class_shares(metadata: Metadata) -> list[float] | None:
