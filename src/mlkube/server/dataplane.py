@@ -40,7 +40,7 @@ from mlkube.settings import Settings
 
 DRAINING = "shutting down"
 _FOLDERS = re.compile(r"(?<![\w.~+-])(?:[\w.~+-]*/)+(?=[\w.~+-])")
-_HASH_PREFIX = re.compile(r"\b(?=[0-9a-f]*[0-9])[0-9a-f]{8,}\b…?")
+_HASH_PREFIX = re.compile(r"\b[0-9a-f]{8,}…|\b[0-9a-f]{16,}\b")  # "3f2a9c41deadbe…" or whole digests
 _SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
 
 
