@@ -44,7 +44,11 @@ def test_a_thousand_copies_of_one_output_are_refused(server: RunningServer) -> N
 
 
 def test_one_duplicate_output_is_refused_and_distinct_ones_are_served(server: RunningServer) -> None:
-    twice = [{"name": "label"}, {"name": "predict"}, {"name": "label", "parameters": {"binary_data": True}}]
+    twice: list[dict[str, Any]] = [
+        {"name": "label"},
+        {"name": "predict"},
+        {"name": "label", "parameters": {"binary_data": True}},
+    ]
     body, length = binary_body(2, twice)
     assert server.client.post(INFER, content=body, headers={BINARY_HEADER: str(length)}).status_code == 400
     body, length = binary_body(2, [{"name": "label"}, {"name": "predict"}])
