@@ -66,6 +66,7 @@ LINGER_SECONDS = 2.0
 """After an answer given before the body was read: how much of the body is read and dropped, and for how
 long at most, so a client that writes its whole body before reading (http.client, urllib) gets the answer
 instead of a broken pipe (nginx's lingering close)."""
+_NO_LINGER = frozenset({408, 503})
 DRAIN_CHECK_SECONDS = 0.1
 METHOD_LABELS = {"GET": "GET", "HEAD": "HEAD", "POST": "POST"}
 """The `method` label of the metrics: these three, and OTHER for every other method (a closed set)."""
@@ -193,9 +194,11 @@ class App:
             response = error_for(error)
             if not request.body and _has_body(headers):
                 # answered without reading the body: read and drop some of it first, so a client that
-                # writes its whole body before reading gets this answer; then hyper closes the
-                # connection, so say so, or the client may send its next request on it and lose it
-                if error.status != 408:
+                # writes its whole body before reading gets this answer (not for a body that stalled,
+                # nor when shedding load: an overloaded worker keeps its CPU for the requests it
+                # admitted); then hyper closes the connection, so say so, or the client may send its
+                # next request on it and lose it
+                if error.status not in _NO_LINGER:
                     await _linger(headers, protocol)
                 response.headers.append(("connection", "close"))
         except Exception:
