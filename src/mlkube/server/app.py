@@ -202,7 +202,8 @@ class App:
                     await _linger(headers, protocol)
                 response.headers.append(("connection", "close"))
         except Exception:
-            log.exception("unexpected error", extra={"request_id": request.request_id, "path": request.path})
+            where = {"request_id": request.request_id, "path": shown(request.path)}
+            log.exception("unexpected error", extra=where)
             response = error_response(
                 500, "internal error; see the server log for request " + request.request_id
             )
