@@ -83,6 +83,23 @@ def test_a_missing_key_gets_its_401_before_the_body(keyed: RunningServer, client
         assert (status, answer) == (401, {"error": NO_KEY})
 
 
+def test_an_oversized_chunked_body_gets_its_413(keyed: RunningServer) -> None:
+    """Without Content-Length the size shows while reading: the server reads on, dropping, then answers."""
+    chunks = [b" " * 2**16] * 96  # 6 MiB in 64 KiB chunks
+    for _ in range(3):
+        connection = http.client.HTTPConnection("127.0.0.1", urlsplit(keyed.url).port, timeout=10)
+        try:
+            headers = {**JSON_TYPE, "X-API-Key": KEY}
+            connection.request("POST", "/predict", iter(chunks), headers, encode_chunked=True)
+            response = connection.getresponse()
+            assert (response.status, json.loads(response.read())) == (
+                413,
+                {"error": "body is over MAX_BODY_BYTES=1048576"},
+            )
+        finally:
+            connection.close()
+
+
 def test_the_server_still_serves_after_the_refusals(keyed: RunningServer) -> None:
     response = keyed.client.post(
         "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-API-Key": KEY}

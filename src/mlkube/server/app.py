@@ -266,8 +266,13 @@ class App:
         async for chunk in protocol:
             received += len(chunk)
             if received > limit:
-                raise PayloadTooLarge(f"body is over MAX_BODY_BYTES={limit}")
-            chunks.append(chunk)
+                chunks.clear()  # then read on and drop, up to LINGER_BYTES: see `_linger`
+                if received > LINGER_BYTES:
+                    break
+            else:
+                chunks.append(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"body is over MAX_BODY_BYTES={limit}")
         return b"".join(chunks)
 
     def _record(self, request: Request, route: str, method: str, status: int, seconds: float) -> None:
