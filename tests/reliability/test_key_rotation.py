@@ -17,8 +17,8 @@ from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
 from tests.support import RunningServer, start_server
 
-OLD_KEY = "old-key-0123456789abcdefghijklmn"
-NEW_KEY = "new-key-9876543210zyxwvutsrqponm"
+OLD_KEY = "old-api-key-for-the-rotation-test"
+NEW_KEY = "new-api-key-for-the-rotation-test"
 SHORT_KEY = "short-key"
 WITHIN_SECONDS = 5.0
 CONSECUTIVE = 20  # with two workers, each request may go to either: all of them must agree
