@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ from mlkube.server.service import ModelService
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
+_FOLDERS = re.compile(r"(?<![\w.~+-])(?:[\w.~+-]*/)+(?=[\w.~+-])")
+_HASH_PREFIX = re.compile(r"\b[0-9a-f]{8,}…|\b[0-9a-f]{16,}\b")  # "3f2a9c41deadbe…" or whole digests
 _SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
 
 
@@ -107,14 +110,14 @@ class DataPlane:
         if os.path.exists(self._drain_marker):  # noqa: PTH110 - a stat per probe; the marker is a str path
             return DRAINING
         if not self.service.ready:
-            return self.service.reason
+            return public_reason(self.service.reason)
         return None
 
     def require_model(self) -> Bundle:
         """The loaded model's bundle, or ModelNotReady."""
         service = self.service
         if service.predictor is None or service.bundle is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return service.bundle
 
     def check_model(self, params: Mapping[str, str]) -> None:
@@ -134,14 +137,14 @@ class DataPlane:
         """Check `rows` and queue them for this turn's model call; ModelNotReady if there is no model."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(service.rows_to_array(rows))
 
     def submit_array(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
         """As `submit`, for rows a protocol has already made the model's float32 [rows, features] array."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(rows)
 
     def answers(self, scores: Scores) -> list[Prediction]:
@@ -199,6 +202,15 @@ def _scoring(service: ModelService, watch: RangeWatch | None) -> Callable[[NDArr
         return scores
 
     return score_and_check_ranges
+
+
+def public_reason(reason: str) -> str:
+    """Why the model is not ready, as the open probes say it: file names without their folders, no hash.
+
+    `/ready` answers anyone; the folders say how the pod is laid out and the digests which bundle it
+    expects. The log line written when the bundle was refused keeps the whole reason.
+    """
+    return _HASH_PREFIX.sub("…", _FOLDERS.sub("", reason))
 
 
 def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:
