@@ -7,13 +7,11 @@ skips saying how to install it, or fails under CI=true, so a missing install ste
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from tests.support import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,10 +2,10 @@
 
 The `# recipe:` RUN lines of the Dockerfile are executed as written, with the image's absolute paths
 (/src, /opt/..., /app/..., /tmp) moved under a temporary folder and pip's cache left on (PIP_NO_CACHE_DIR
-dropped, so this stays fast). tests/image builds the same file with a real engine when there is one. The server then starts from the serving-only venv with the runtime stage's
-ENV and ENTRYPOINT plus the pod's environment from the rendered minikube Deployment, inside a mount
-namespace where every filesystem is read-only except a tmpfs at TMPDIR: the read-only root filesystem of
-the pod, for real.
+dropped, so this stays fast); tests/image builds the same file with a real engine. The server then
+starts from the serving-only venv with the runtime stage's ENV and ENTRYPOINT plus the pod's environment
+from the rendered minikube Deployment, inside a mount namespace where every filesystem is read-only
+except a tmpfs at TMPDIR: the read-only root filesystem of the pod, for real.
 """
 
 from __future__ import annotations

@@ -78,12 +78,17 @@ def test_runtime_stage_holds_only_the_serving_install_and_the_bundle(dockerfile:
 
 def test_dependencies_are_installed_before_the_source_is_copied(dockerfile: Dockerfile) -> None:
     """A change under src/ must not invalidate the dependency layers."""
-    for stage_name, lock in (("serve", "requirements-serve.lock"), ("model-train", "requirements-train.lock")):
+    for stage_name, lock in (
+        ("serve", "requirements-serve.lock"),
+        ("model-train", "requirements-train.lock"),
+    ):
         steps = dockerfile.stage(stage_name).instructions
         lock_install = next(
             n for n, step in enumerate(steps) if step.keyword == "RUN" and f"deploy/{lock}" in step.words()
         )
-        source_copy = next(n for n, step in enumerate(steps) if step.keyword == "COPY" and "src/" in step.words())
+        source_copy = next(
+            n for n, step in enumerate(steps) if step.keyword == "COPY" and "src/" in step.words()
+        )
         assert "--require-hashes" in steps[lock_install].words()
         assert lock_install < source_copy, f"{stage_name}: the lock is installed after src/ is copied"
 

@@ -14,7 +14,6 @@ from mlkube.server.docs import ASSETS
 from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, require_tool
 
 
-
 def test_page_is_html_with_a_same_origin_policy(server: RunningServer) -> None:
     response = server.client.get("/docs")
     assert response.status_code == 200
@@ -55,7 +54,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 

@@ -43,7 +43,9 @@ class Tab:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield launched
         launched.close()
 
