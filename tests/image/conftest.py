@@ -6,6 +6,7 @@ base and the dependency layers are reused by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -47,9 +48,9 @@ class Engine:
 
 def say(config: pytest.Config, line: str) -> None:
     """A line on the terminal even while output is captured: what the image tests did to the machine."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"[tests/image] {line}")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(f"\n[tests/image] {line}", flush=True)
 
 
 def buildkit_client() -> str:

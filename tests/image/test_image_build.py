@@ -29,7 +29,9 @@ from tests.deploy.tools import REPO, explain, run
 from tests.image.conftest import Engine, say
 from tests.support import free_port, require_tool
 
-pytestmark = pytest.mark.slow  # one image build (~1-2 min when only src/ changed, ~5 min from nothing)
+# One image build: ~1-2 min when only src/ changed; from nothing, ~4 min more for the stand-in base and
+# ~3 min for the dependency layers, all inside the first test's set-up (hence the timeout).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 VERSION = "v5"
 TAG = f"mlkube-test/ml-model:{VERSION}"
