@@ -37,9 +37,9 @@ test: system-deps lint
 	rm -f test-artifacts/junit-*.xml
 	status=0; $(MAKE) unit || status=$$?; $(MAKE) reliability || status=$$?; $(MAKE) skipped; exit $$status
 
-## test-fast: unit tests without the slow, browser and reliability ones (~2 min), for development
+## test-fast: unit tests without the slow, browser, benchmark and reliability ones (~2 min), for development
 test-fast: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/pytest --ignore=tests/reliability -m "not slow and not browser" -q
+	$(BIN)/pytest --ignore=tests/reliability --ignore=tests/bench -m "not slow and not browser" -q
 
 ## system-deps: install the system packages the tests use (chromium, wrk, docker.io, debootstrap; as root)
 system-deps:
