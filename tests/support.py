@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,8 +14,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
+import pytest
 
 # Debian's chromium, as the browser tests launch it: no sandbox as root, and no background connections
 # (this machine reaches only package registries; Chromium's own calls home would be refused).
@@ -27,6 +30,36 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# How each system tool the suite uses is installed (`make system-deps` runs .ci/system-deps, which does it).
+SYSTEM_TOOLS = {
+    "chromium": "apt-get install -y chromium",
+    "wrk": "apt-get install -y wrk",
+    "kubectl": "it ships with these machines; else install it from the Kubernetes release",
+    "docker": "apt-get install -y docker.io",
+    "dockerd": "apt-get install -y docker.io",
+    "debootstrap": "apt-get install -y debootstrap",
+}
+
+
+def require_tool(name: str, path: Path | None = None) -> str:
+    """The tool's path. One policy for every system tool: under CI=true a missing tool fails the test
+    (a missing install step must not pass as green); elsewhere the test skips, saying how to install it."""
+    found = str(path) if path is not None and path.is_file() else shutil.which(name) if path is None else None
+    if found is not None:
+        return found
+    where = str(path) if path is not None else f"{name} on PATH"
+    return missing(
+        f"{where} not found: `make system-deps` as root installs it ({SYSTEM_TOOLS.get(name, name)})"
+    )
+
+
+def missing(message: str) -> NoReturn:
+    """What the suite needs from the machine is not there: fail under CI=true, else skip saying why."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -1,11 +1,11 @@
 """The image, built without a container engine: the Dockerfile's own steps, run in a temporary root.
 
 The `# recipe:` RUN lines of the Dockerfile are executed as written, with the image's absolute paths
-(/src, /opt/..., /app/..., /tmp) moved under a temporary folder and one flag dropped (`--no-cache-dir`, so
-pip's cache keeps this fast). The server then starts from the serving-only venv with the runtime stage's
-ENV and ENTRYPOINT plus the pod's environment from the rendered minikube Deployment, inside a mount
-namespace where every filesystem is read-only except a tmpfs at TMPDIR: the read-only root filesystem of
-the pod, for real.
+(/src, /opt/..., /app/..., /tmp) moved under a temporary folder and pip's cache left on (PIP_NO_CACHE_DIR
+dropped, so this stays fast); tests/image builds the same file with a real engine. The server then
+starts from the serving-only venv with the runtime stage's ENV and ENTRYPOINT plus the pod's environment
+from the rendered minikube Deployment, inside a mount namespace where every filesystem is read-only
+except a tmpfs at TMPDIR: the read-only root filesystem of the pod, for real.
 """
 
 from __future__ import annotations
@@ -105,14 +105,16 @@ def python_bin(folder: Path) -> Path:
 def copy_context(stage: Stage, image: Image) -> Path:
     """The stage's COPY instructions from the build context (the repository) into its WORKDIR."""
     workdir = image.path(stage.last("WORKDIR").value)
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     for copy in stage.all("COPY"):
         *sources, destination = copy.words()
         target = workdir / destination
         for source in sources:
             origin = REPO / source
             if origin.is_dir():
-                shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    origin, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+                )
             else:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(origin, target / origin.name)
@@ -124,6 +126,7 @@ def run_recipe(image: Image, tag: str, workdir: Path, path: str) -> None:
     assert instruction.keyword == "RUN"
     command = image.rooted(instruction.value).replace(" --no-cache-dir", "")
     env = {**clean_environ(), **stage.merged("ENV"), **stage.merged("ARG"), "PATH": path}
+    env.pop("PIP_NO_CACHE_DIR")  # pip's cache keeps this fast here
     result = run(["sh", "-c", command], cwd=workdir, env=env, timeout=900)
     assert result.returncode == 0, explain(result)
 
@@ -133,9 +136,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     """The build stage's install and train steps, then the runtime stage's copies (same paths here)."""
     dockerfile = parse_dockerfile(DOCKERFILE)
     built = Image(tmp_path_factory.mktemp("image"), dockerfile)
-    workdir = copy_context(dockerfile.stage("build"), built)
+    workdir = copy_context(dockerfile.stage("serve"), built)
+    assert copy_context(dockerfile.stage("model-train"), built) == workdir
     path = f"{python_bin(built.root / 'usr-local-bin')}:{os.environ['PATH']}"
-    for tag in ("train-install", "serve-install", "train"):
+    for tag in ("train-install", "serve-install", "serve-project", "train"):
         run_recipe(built, tag, workdir, path)
     for folder, _, files in os.walk(built.path("/app/models")):
         for name in files:

@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 
 from mlkube.server.docs import ASSETS
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, require_tool
 
 
 def test_page_is_html_with_a_same_origin_policy(server: RunningServer) -> None:
@@ -58,7 +54,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -98,7 +96,6 @@ def docs_page(browser: Any, server: RunningServer) -> Iterator[tuple[Any, PageRe
 
 
 @pytest.mark.browser
-@needs_chromium
 def test_docs_page_lists_every_route(docs_page: tuple[Any, PageRecord], server: RunningServer) -> None:
     document = server.client.get("/openapi.json").json()
     expected = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
@@ -115,7 +112,6 @@ def test_docs_page_lists_every_route(docs_page: tuple[Any, PageRecord], server: 
 
 
 @pytest.mark.browser
-@needs_chromium
 def test_try_it_out_on_predict_returns_a_prediction(
     docs_page: tuple[Any, PageRecord], server: RunningServer
 ) -> None:

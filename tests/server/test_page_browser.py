@@ -1,7 +1,7 @@
 """The model page in a real headless Chromium (Debian's `chromium`, driven by Playwright's Python package).
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium. Without it these tests skip
-with that reason (`.ci/system-deps` installs it).
+saying how to install it, or fail under CI=true (`make system-deps` installs it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.server.test_page import KEY
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, start_server
+from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, require_tool, start_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -25,10 +25,7 @@ BORDERLINE = ["6.0", "2.7", "5.1", "1.6"]  # versicolor 60 %, virginica 40 % wit
 TIMEOUT_MS = 10_000
 DASH = "\u2013"  # the page's "no prediction" mark and range separator
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found (Debian package chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @dataclass
@@ -46,7 +43,9 @@ class Tab:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield launched
         launched.close()
 

@@ -71,6 +71,12 @@ def build(
     ] = None,
     build_arg: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     engine: Annotated[str | None, typer.Option(help="docker or podman (default: whichever exists).")] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="Ship this bundle folder (inside the context) instead of training.")
+    ] = None,
+    network: Annotated[
+        str | None, typer.Option(help="Network of the build's RUN steps (host: engines without a bridge).")
+    ] = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Build the image with docker or podman: locally, into minikube (--minikube) or kind (--kind)."""
@@ -78,7 +84,7 @@ def build(
         raise typer.BadParameter("--minikube and --kind exclude each other")
     into = "minikube" if minikube else "kind" if kind else "local"
     request = image.BuildRequest(
-        tag, build_context, file, build_arg or [], into, profile, kind_cluster, engine
+        tag, build_context, file, build_arg or [], into, profile, kind_cluster, engine, bundle, network
     )
     with friendly_errors():
         image.build_image(Output(), request, dry_run=dry_run)
