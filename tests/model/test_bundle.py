@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ from mlkube.model.bundle import (
     sha256_file,
     version_key,
 )
-
-
-@pytest.fixture
-def bundle_copy(model_dir: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", target)
-    return target
+from tests.support import copy_bundle
 
 
 def test_metadata_holds_what_the_issue_lists(bundle_copy: Path) -> None:
@@ -99,7 +92,7 @@ def test_listed_file_outside_the_folder_is_refused(bundle_copy: Path) -> None:
 
 def test_versions_count_up_numerically(tmp_path: Path, bundle_copy: Path) -> None:
     for version in ("v2", "v10"):
-        shutil.copytree(bundle_copy, tmp_path / "iris" / version)
+        copy_bundle(bundle_copy, tmp_path / "iris" / version)
     assert next_version(tmp_path, "iris") == "v11"
     assert latest_bundle_path(tmp_path, "iris").name == "v10"
     assert sorted(["v10", "v2", "v1", "candidate"], key=version_key) == ["v1", "v2", "v10", "candidate"]
