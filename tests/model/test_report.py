@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,7 @@ from mlkube.model.report import (
 )
 from mlkube.model.runtime import OnnxPredictor
 from mlkube.model.train import TrainParams, load_iris_dataset, read_csv_dataset, train_bundle
-from tests.support import write_fruit_csv
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the IHDR chunk, which a valid PNG has right after the signature."""
-    assert data.startswith(PNG_SIGNATURE)
-    assert data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
+from tests.support import png_size, write_fruit_csv
 
 
 def test_report_files_are_in_the_bundle_and_hashed(iris_bundle: Bundle) -> None:

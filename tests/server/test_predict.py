@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
+from tests.support import RunningServer, poll, workers_counting
 
 NOTES_CURL = (
     'curl -s -X POST {url}/predict -H "Content-Type: application/json" '
@@ -185,10 +185,18 @@ def test_request_id_is_echoed_or_generated(server: RunningServer) -> None:
 
 
 def test_generated_request_ids_differ_across_workers(two_workers: RunningServer) -> None:
-    # a worker must not repeat its sibling's random sequence (new connections reach both workers)
-    ids = [
-        two_workers.client.get("/health", headers={"connection": "close"}).headers["x-request-id"]
-        for _ in range(60)
-    ]
+    """A worker must not repeat its sibling's random sequence: ids from both workers, all different."""
+    health = {"route": "/health", "method": "GET", "status": "200"}
+    before = workers_counting(two_workers, "mlkube_requests_total", **health)
+    ids: list[str] = []
+
+    def both_workers_answered() -> bool:
+        for _ in range(20):  # fresh connections: the kernel spreads them over both workers
+            answer = two_workers.client.get("/health", headers={"connection": "close"})
+            ids.append(answer.headers["x-request-id"])
+        after = workers_counting(two_workers, "mlkube_requests_total", **health)
+        return sum(count > before.get(pid, 0) for pid, count in after.items()) == 2
+
+    assert poll(both_workers_answered, interval=0.3), "one worker answered every request"
     assert len(set(ids)) == len(ids)
     assert all(len(given) == 24 and int(given, 16) >= 0 for given in ids)
