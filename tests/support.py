@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -275,3 +276,47 @@ def png_size(data: bytes) -> tuple[int, int]:
     assert data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", data[16:24])
     return int(width), int(height)
+
+
+# Bodies /predict must refuse, with the status and a part of the message (tests/server/test_predict.py
+# sends each alone; tests/reliability/test_malformed.py interleaves them with good traffic).
+BAD_BODIES = [
+    pytest.param(b"{not json", 400, "not valid JSON", id="invalid-json"),
+    pytest.param(b"", 400, "not valid JSON", id="empty-body"),
+    pytest.param(b'{"features": [1, 2, NaN, 4]}', 400, "not valid JSON", id="nan-literal"),
+    pytest.param(b'{"features": [1, 2, Infinity, 4]}', 400, "not valid JSON", id="infinity-literal"),
+    pytest.param(b"[5.1, 3.5, 1.4, 0.2]", 422, "Expected object", id="array-body"),
+    pytest.param(b'"features"', 422, "Expected object", id="string-body"),
+    pytest.param(b"{}", 422, "missing 'features': a list of 4 numbers", id="missing-features"),
+    pytest.param(b'{"feature": [1, 2, 3, 4]}', 422, "missing 'features'", id="misspelled-key"),
+    pytest.param(b'{"features": [1, 2, 3]}', 422, "features has 3 values, expected 4", id="too-few"),
+    pytest.param(b'{"features": [1, 2, 3, 4, 5]}', 422, "expected 4", id="too-many"),
+    pytest.param(b'{"features": []}', 422, "expected 4", id="empty-features"),
+    pytest.param(b'{"features": "5.1,3.5,1.4,0.2"}', 422, "Expected array", id="string-features"),
+    pytest.param(
+        b'{"features": ["5.1", 3.5, 1.4, 0.2]}', 422, "got str - at $.features[0]", id="string-value"
+    ),
+    pytest.param(b'{"features": [true, 3.5, 1.4, 0.2]}', 422, "got bool", id="boolean"),
+    pytest.param(b'{"features": [null, 3.5, 1.4, 0.2]}', 422, "got null", id="null"),
+    pytest.param(b'{"features": [[5.1, 3.5, 1.4, 0.2]]}', 422, "got array", id="nested-list"),
+    pytest.param(b'{"features": [1e999, 3.5, 1.4, 0.2]}', 422, "out of range", id="overflow-to-infinity"),
+    pytest.param(b'{"features": [1e300, 3.5, 1.4, 0.2]}', 422, "must lie within", id="beyond-float32"),
+    pytest.param(b'{"instances": []}', 422, "no rows", id="empty-batch"),
+    pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2]]}', 422, "row 1 has 2 values", id="ragged-batch"),
+    pytest.param(
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3]]}',
+        422,
+        "row 1 has 5 values",
+        id="ragged-sum",
+    ),
+    pytest.param(
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3e38, -4e38]]}', 422, "must lie within", id="batch-beyond"
+    ),
+    pytest.param(b'{"instances": [1, 2, 3, 4]}', 422, "got int", id="flat-instances"),
+    pytest.param(
+        b'{"features": [1, 2, 3, 4], "instances": [[1, 2, 3, 4]]}',
+        422,
+        "not both",
+        id="features-and-instances",
+    ),
+]

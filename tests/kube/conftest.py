@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from mlkube.cli import kube_commands
+from mlkube.kube.output import Output
 from tests.kube.fake_kubectl import FakeKubectl
 from tests.support import RunningServer, start_server
 
@@ -59,3 +62,9 @@ def server_v3(model_dir: Path) -> Iterator[RunningServer]:
 
 def host_port(server: RunningServer) -> str:
     return server.url.removeprefix("http://")
+
+
+def printer() -> tuple[Output, io.StringIO]:
+    """mlkube's Output writing plain text into a buffer the test reads."""
+    buffer = io.StringIO()
+    return Output(Console(file=buffer, highlight=False, soft_wrap=True, color_system=None)), buffer

@@ -9,9 +9,8 @@ from mlkube.kube.errors import ClusterUnreachable, KubeError
 from mlkube.kube.httpclient import HttpClient
 from mlkube.kube.kubectl import Kubectl
 from tests.kube import cluster
-from tests.kube.conftest import host_port, run_cli
+from tests.kube.conftest import host_port, printer, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_kubectl import printer
 from tests.support import RunningServer
 
 

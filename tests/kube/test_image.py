@@ -164,6 +164,8 @@ def test_an_explicit_model_version_build_arg_wins(only_fakes: FakeKubectl, proje
 def test_minikube_and_kind_exclude_each_other(fake: FakeKubectl) -> None:
     result = run_cli("image", "build", "--minikube", "--kind")
     assert result.exit_code == 2
+    assert "--minikube and --kind exclude each other" in result.output
+    assert fake.calls() == []  # refused before anything ran
 
 
 def test_dry_run_prints_the_build_and_runs_nothing(only_fakes: FakeKubectl, project: Path) -> None:

@@ -12,8 +12,8 @@ from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, Pod
 from mlkube.kube.rollout import evaluate, pod_problem, wait_for_rollout
 from tests.kube import cluster
+from tests.kube.conftest import printer
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_kubectl import printer
 
 
 def parsed(**fields: object) -> Deployment:

@@ -18,14 +18,7 @@ from tests.kube import cluster
 from tests.kube.conftest import run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer, free_port, server_env
-
-
-def mlkube(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlkube", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+from tests.support import run_mlkube as mlkube
 
 
 @pytest.fixture(scope="module")
