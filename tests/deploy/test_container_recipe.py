@@ -37,7 +37,9 @@ NOTES_ROW = [5.1, 3.5, 1.4, 0.2]
 TRAINING_ONLY = ("sklearn", "skl2onnx", "skops")
 MIB = 1024 * 1024
 
-pytestmark = pytest.mark.slow  # about 2 minutes: two fresh venvs and a training run
+# About 2 minutes idle: two fresh venvs and a training run; several times that on a loaded machine, so
+# the image's build (in the first test's setup) gets the recipe steps' own 900 s, not the default 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 # Runs as root in a private mount namespace: every mount but /dev, /proc and /sys (as in a container)
 # becomes read-only, a write probe proves it, TMPDIR gets a tmpfs (the pod's emptyDir), then the server.
