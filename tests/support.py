@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlkube.model.bundle import METADATA_FILE, sha256_file
 
 # The keys of every `keyed_server` (conftest.py): KEY is the current one, OLD_KEY the one being rotated out.
-KEY = "test-key-Hn42"
-OLD_KEY = "old-key-Zx81"
+# (at least settings.MIN_KEY_LENGTH characters, or the server refuses to start).
+KEY = "test-key-Hn42-7c1d9e"
+OLD_KEY = "old-key-Zx81-4f0c2a"
 
 # A shared 2-core machine running other work (another test run, a benchmark) is several times slower than
 # an idle one. A time bound in a test is what an idle machine needs times TIME_FACTOR, so a loaded machine

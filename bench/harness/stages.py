@@ -24,8 +24,10 @@ from pathlib import Path
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlkube-bench-")
 import msgspec
 from mlkube.model.bundle import latest_bundle_path, read_bundle
-from mlkube.server.app import _decode, build_app
-from mlkube.server.schemas import BatchPrediction
+from mlkube.api.simple import BatchPrediction
+from mlkube.server.app import build_app
+from mlkube.server.http import decode_json
+from mlkube.server.simple_api import _decode_predict
 from mlkube.settings import load_settings
 
 settings = load_settings({"MODEL_DIR": sys.argv[1]})
@@ -77,7 +79,7 @@ async def together(requests, body, method="POST", path="/predict"):
 
 def stages(rows):
     body = json.dumps({"features": rows[0]} if len(rows) == 1 else {"instances": rows}).encode()
-    decoded = _decode(body)
+    decoded = decode_json(_decode_predict, body)
     listed = [decoded.features] if decoded.features is not None else decoded.instances
     array = service.rows_to_array(listed)
     scores = service.score(array)
@@ -104,7 +106,7 @@ def stages(rows):
         loop.run_until_complete(in_turn())
 
     found = {
-        "decode": per_call_us(lambda: _decode(body)),
+        "decode": per_call_us(lambda: decode_json(_decode_predict, body)),
         "rows_to_array": per_call_us(lambda: service.rows_to_array(listed)),
         "model": per_call_us(lambda: service.score(array)),
         "answer": per_call_us(answer),

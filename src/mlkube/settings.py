@@ -15,15 +15,24 @@ from typing import Annotated, Literal
 import msgspec
 
 from mlkube.errors import ConfigError
+from mlkube.model.bundle import SAFE_NAME_PATTERN
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Runtime = Literal["onnx", "sklearn"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
+SafeName = Annotated[str, msgspec.Meta(pattern=SAFE_NAME_PATTERN)]
+Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
+MIN_KEY_LENGTH = 16
 _LIST_FIELDS = ("CLASS_NAMES", "API_KEY")
 _SECRET_FIELDS = ("API_KEY",)
+_NEW_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_PATTERN_HINTS = {
+    "MODEL_NAME": "a folder name under MODEL_DIR: letters, digits, '.', '_' or '-' (at most 63, no '/')",
+    "MODEL_SHA256": "64 hexadecimal digits, the digest `mlkube models show` prints",
+}
 
 
 class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
@@ -31,12 +40,14 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
 
     model_dir: Path = Path("models")
     """Root folder of model bundles (`<MODEL_DIR>/<name>/<version>/`)."""
-    model_name: str = "iris"
-    """Which model under MODEL_DIR to serve; its newest version unless MODEL_BUNDLE is set."""
+    model_name: SafeName = "iris"
+    """Which model under MODEL_DIR to serve (a folder name, no separators); its newest `v<N>` version."""
     model_bundle: Path | None = None
     """Exact bundle folder to serve; overrides MODEL_DIR/MODEL_NAME."""
     model_version: str | None = None
     """Version reported in every answer; default: the bundle's own version."""
+    model_sha256: Sha256 | None = None
+    """Pinned bundle digest (`mlkube models show` prints it): sha256 of metadata.json; others are refused."""
     model_runtime: Runtime = "onnx"
     """`onnx` (default, no scikit-learn needed) or `sklearn` (needs the training extras)."""
     class_names: tuple[str, ...] | None = None
@@ -84,6 +95,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:
         raise ConfigError(_explain(error, raw)) from None
+    if "API_KEY" in raw and not settings.api_key:
+        raise ConfigError(
+            "invalid API_KEY=<hidden>: it is set but holds no key; set at least one key, or unset API_KEY "
+            "to serve without authentication"
+        )
+    _check_key_lengths("API_KEY=<hidden>", settings.api_key)
     return _with_key_file(settings)
 
 
@@ -97,8 +114,9 @@ def _raw_values(env: Mapping[str, str]) -> dict[str, object]:
         raw[name] = _split_list(value) if name in _LIST_FIELDS else value
     if isinstance(raw.get("LOG_LEVEL"), str):
         raw["LOG_LEVEL"] = str(raw["LOG_LEVEL"]).upper()
-    if isinstance(raw.get("MODEL_RUNTIME"), str):
-        raw["MODEL_RUNTIME"] = str(raw["MODEL_RUNTIME"]).lower()
+    for name in ("MODEL_RUNTIME", "MODEL_SHA256"):
+        if isinstance(raw.get(name), str):
+            raw[name] = str(raw[name]).lower()
     return raw
 
 
@@ -113,11 +131,13 @@ def _split_list(value: str) -> list[str]:
 
 
 def _explain(error: msgspec.ValidationError, raw: Mapping[str, object]) -> str:
-    match = re.search(r"at `\$\.([A-Z_]+)", str(error))
+    match = re.search(r"at `\$\.([A-Z0-9_]+)", str(error))
     if not match:
         return f"invalid configuration: {error}"
     name = match.group(1)
     reason = str(error).split(" - at ")[0].replace("`", "")
+    if "matching regex" in reason and name in _PATTERN_HINTS:
+        reason = f"expected {_PATTERN_HINTS[name]}"
     shown = "<hidden>" if name in _SECRET_FIELDS else repr(raw.get(name))
     return f"invalid {name}={shown}: {reason}"
 
@@ -132,4 +152,15 @@ def _with_key_file(settings: Settings) -> Settings:
     keys = tuple(_split_list(text))
     if not keys:
         raise ConfigError(f"invalid API_KEY_FILE={str(settings.api_key_file)!r}: the file holds no key")
+    _check_key_lengths(f"API_KEY_FILE={str(settings.api_key_file)!r}", keys)
     return msgspec.structs.replace(settings, api_key=settings.api_key + keys)
+
+
+def _check_key_lengths(source: str, keys: tuple[str, ...]) -> None:
+    """A short key can be guessed: refuse it, naming its position and length, never the key."""
+    for position, key in enumerate(keys, start=1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"invalid {source}: key {position} of {len(keys)} has {len(key)} characters, fewer than "
+                f"{MIN_KEY_LENGTH}; make one with {_NEW_KEY}"
+            )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from mlkube.model.bundle import METADATA_FILE
+from mlkube.model.bundle import METADATA_FILE, sha256_file
 from tests.support import run_mlkube as mlkube
 
 
@@ -23,6 +23,13 @@ def test_show_prints_the_card_tables_and_the_report_path(model_dir: Path) -> Non
     assert "│ n_estimators │ " in out
     report = (model_dir / "iris" / "v1" / "report.md").resolve()
     assert f"Report: {report}" in out
+
+
+def test_show_prints_the_digest_to_pin_in_model_sha256(model_dir: Path) -> None:
+    result = mlkube("models", "show", "iris", "--model-dir", str(model_dir))
+    assert result.returncode == 0, result.stderr
+    digest = sha256_file(model_dir / "iris" / "v1" / METADATA_FILE)
+    assert f"Bundle digest: {digest}" in result.stdout
 
 
 def test_show_takes_a_version(model_dir: Path) -> None:

@@ -27,7 +27,9 @@ STALLED_PODS = cluster.items(
 @pytest.fixture(scope="module")
 def broken_server(model_dir: Path) -> Iterator[RunningServer]:
     """New pods that answer /ready but refuse /predict (an API key the smoke test does not have)."""
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "nobody-has-it"}) as running:
+    with start_server(
+        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "nobody-has-it-3a9f"}
+    ) as running:
         yield running
 
 

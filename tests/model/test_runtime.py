@@ -10,9 +10,9 @@ import pytest
 import skops.io
 
 from mlkube.errors import BundleError
-from mlkube.model.bundle import SKOPS_FILE, Bundle, read_bundle
+from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle, read_bundle
 from mlkube.model.runtime import load_predictor, load_skops
-from tests.support import rehash
+from tests.support import edit_metadata, rehash
 
 
 def test_onnx_runtime_scores_the_notes_row(iris_bundle: Bundle) -> None:
@@ -54,3 +54,24 @@ def test_a_pickle_in_place_of_the_skops_file_is_never_executed(
     with pytest.raises(BundleError, match=r"model\.skops: not a readable skops file"):
         load_skops(rehashed(bundle_copy))
     assert "pickle was executed" not in capfd.readouterr().out
+
+
+def test_the_sklearn_runtime_loads_only_a_listed_skops_file(bundle_copy: Path) -> None:
+    """Deleting model.skops from `files` must not let an unverified estimator load."""
+    files = dict(read_bundle(bundle_copy).metadata.files)
+    del files[SKOPS_FILE]
+    edit_metadata(bundle_copy, files=files)
+    bundle = read_bundle(bundle_copy)  # every listed file is fine
+    with pytest.raises(BundleError, match=r"does not list model.skops, so it cannot be verified"):
+        load_predictor(bundle, "sklearn")
+
+
+@pytest.mark.parametrize(("runtime", "file_name"), [("onnx", ONNX_FILE), ("sklearn", SKOPS_FILE)])
+def test_a_model_file_swapped_after_verification_is_never_loaded(
+    bundle_copy: Path, runtime: str, file_name: str
+) -> None:
+    """What a respawned worker meets: a verified bundle in memory, a different file on disk."""
+    bundle = read_bundle(bundle_copy)
+    (bundle_copy / file_name).write_bytes((bundle_copy / file_name).read_bytes() + b"\0")
+    with pytest.raises(BundleError, match=rf"{file_name}: sha256 mismatch"):
+        load_predictor(bundle, runtime)

@@ -1,15 +1,33 @@
 """Hostile input: oversized headers and bodies, deep JSON nesting, enormous numbers. Each gets a 4xx (or, for
-a valid if silly number, its 200) quickly, nothing crashes, and the server's memory stays bounded."""
+a valid if silly number, its 200) quickly, nothing crashes, and the server's memory stays bounded.
+
+The matrix below sends every hostile body to every POST route of the app's own route table: a route added
+later joins it by being in the table. Bodies that only need the route (bad JSON, deep nesting under each
+key of its request type and under an unknown key, the wrong Content-Type, a body over the limit) are made
+from the route alone; bodies with bad rows (NaN, ±Infinity, 1e999, 1e39, strings, booleans, wrong widths,
+empty and oversized batches, V2 shapes no one could send) are made by the `ROWS_IN_BODY` builder of the
+route's request type, and a route whose request type has none fails `test_every_post_route_is_in_the_matrix`
+until it gets one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import msgspec.inspect as types
 import pytest
 
+from mlkube.api.kserve_v1 import V1PredictRequest
+from mlkube.api.open_inference import InferenceRequest
+from mlkube.api.simple import PredictRequest
+from mlkube.server.http import Route
+from tests.inprocess import in_process_app
 from tests.reliability import traffic
 from tests.reliability.loadgen import Connection, Planned, Reply, build_request
 from tests.reliability.procs import children, tree_rss_bytes
@@ -125,3 +143,184 @@ def test_memory_stays_bounded_under_repeated_hostile_input(model_dir: Path) -> N
 
 async def send_all(url: str, kinds: list[Planned]) -> list[Reply]:
     return [await send_once(url, planned) for planned in kinds]
+
+
+# --- the matrix: every POST route of the route table x every hostile body ----------------------------------
+
+MATRIX_DEPTH = 100_000
+MAX_BODY_BYTES = 1_048_576  # the default the server runs with here
+PATH_PARAMETERS = {"name": "iris", "version": "v1"}
+JSON_TYPE = ("Content-Type", "application/json")
+
+
+def _fill(template: str) -> str:
+    for name, value in PATH_PARAMETERS.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def post_routes() -> list[Route]:
+    """The POST routes of the app's own table (listing them needs no model, and the app writes nothing)."""
+    app = in_process_app(None, Path("/nonexistent-mlkube-runtime-dir"))
+    return [route for route in app.router.routes if "POST" in route.handlers]
+
+
+def key_paths(kind: Any) -> list[list[str]]:
+    """Every key of a request type, and the keys of the structs in its lists: `[["inputs", "data"], ...]`."""
+    found: list[list[str]] = []
+
+    def walk(info: Any, prefix: list[str]) -> None:
+        if isinstance(info, types.Metadata):
+            walk(info.type, prefix)
+        elif isinstance(info, types.UnionType):
+            for member in info.types:
+                walk(member, prefix)
+        elif isinstance(info, (types.ListType, types.VarTupleType)):
+            walk(info.item_type, prefix)
+        elif isinstance(info, types.StructType):
+            for field in info.fields:
+                found.append([*prefix, field.encode_name])
+                walk(field.type, [*prefix, field.encode_name])
+
+    walk(types.type_info(kind), [])
+    return found
+
+
+def under(path: list[str], value: bytes) -> bytes:
+    """`value` under the keys of `path`, each level an object in a list where the type has a list of them."""
+    body = value
+    for key in reversed(path):
+        body = b'[{"' + key.encode() + b'": ' + body + b"}]"
+    return body[1:-1]  # the outermost level is the body itself, not a list
+
+
+def deep_lists(depth: int = MATRIX_DEPTH) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _rows_json(rows: list[Any]) -> bytes:
+    return json.dumps(rows, allow_nan=True).encode()
+
+
+ROWS_IN_BODY: dict[Any, Callable[[bytes, int], bytes]] = {
+    PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    V1PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    InferenceRequest: lambda rows, count: (
+        b'{"inputs": [{"name": "features", "datatype": "FP32", "shape": [%d, 4], "data": ' % count
+        + rows
+        + b"}]}"
+    ),
+}
+"""How each request type carries rows (raw JSON text of a list of rows, and their count)."""
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+BAD_ROWS: dict[str, tuple[bytes, int]] = {
+    "nan": (b"[[NaN, 3.5, 1.4, 0.2]]", 1),
+    "infinity": (b"[[Infinity, 3.5, 1.4, 0.2]]", 1),
+    "minus-infinity": (b"[[-Infinity, 3.5, 1.4, 0.2]]", 1),
+    "1e999": (b"[[1e999, 3.5, 1.4, 0.2]]", 1),
+    "1e39": (b"[[1e39, 3.5, 1.4, 0.2]]", 1),
+    "string": (b'[["5.1", 3.5, 1.4, 0.2]]', 1),
+    "boolean": (b"[[true, 3.5, 1.4, 0.2]]", 1),
+    "null": (b"[[null, 3.5, 1.4, 0.2]]", 1),
+    "object": (b'[[{"a": 1}, 3.5, 1.4, 0.2]]', 1),
+    "narrow": (b"[[5.1, 3.5, 1.4]]", 1),
+    "wide": (b"[[5.1, 3.5, 1.4, 0.2, 9.9]]", 1),
+    "ragged": (b"[[5.1, 3.5, 1.4, 0.2], [5.1]]", 2),
+    "empty-row": (b"[[]]", 1),
+    "empty-batch": (b"[]", 0),
+    "oversized-batch": (_rows_json([ROW] * 1001), 1001),
+    "deep-row": (b"[" + deep_lists() + b"]", 1),
+}
+HUGE_V2_SHAPES = {
+    "shape-terarows": b"[1000000000000, 4]",
+    "shape-terafeatures": b"[1, 1000000000000]",
+    "shape-2^63": b"[9223372036854775808, 4]",
+    "shape-10^30": b"[1000000000000000000000000000000, 4]",
+    "shape-negative": b"[-1, 4]",
+    "shape-flat": b"[4]",
+    "shape-3d": b"[1, 4, 1]",
+    "shape-float": b"[1.5, 4]",
+}
+
+
+def generic_bodies(kind: Any) -> dict[str, tuple[bytes, tuple[str, str]]]:
+    """Bodies that need nothing but the route's request type: (body, content-type header)."""
+    bodies = {
+        "invalid-json": b"{not json",
+        "empty-body": b"",
+        "truncated": b'{"instances": [[1, 2,',
+        "top-level-list": b"[1, 2, 3, 4]",
+        "top-level-string": b'"features"',
+        "top-level-null": b"null",
+        "deep-objects": b'{"a":' * MATRIX_DEPTH + b"1" + b"}" * MATRIX_DEPTH,
+        "deep-lists": deep_lists(),
+        "deep-under-unknown-key": b'{"unknown": ' + deep_lists() + b"}",
+        "lone-surrogates": b'{"x": "' + b"\\ud800" * 1000 + b'"}',
+        "over-max-body-bytes": b'{"instances": [' + b" " * MAX_BODY_BYTES + b"]}",
+    }
+    for path in key_paths(kind):
+        bodies["deep-under-" + ".".join(path)] = under(path, deep_lists())
+    return {name: (body, JSON_TYPE) for name, body in bodies.items()} | {
+        "wrong-content-type": (b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', ("Content-Type", "text/plain")),
+        "form-content-type": (b"features=5.1", ("Content-Type", "application/x-www-form-urlencoded")),
+    }
+
+
+def row_bodies(kind: Any) -> dict[str, bytes]:
+    build = ROWS_IN_BODY[kind]
+    bodies = {name: build(rows, count) for name, (rows, count) in BAD_ROWS.items()}
+    if kind is InferenceRequest:
+        one_row = _rows_json([ROW])
+        for name, shape in HUGE_V2_SHAPES.items():
+            bodies[name] = build(one_row, 1).replace(b'"shape": [1, 4]', b'"shape": ' + shape)
+    return bodies
+
+
+def request_type(route: Route) -> Any:
+    kind = route.operations["POST"].request
+    info = types.type_info(kind)
+    while isinstance(info, types.Metadata):
+        info = info.type
+    assert isinstance(info, types.StructType), f"{route.template}: its request is not a struct"
+    return info.cls
+
+
+def matrix() -> list[Any]:
+    cells = []
+    for route in post_routes():
+        kind = request_type(route)
+        path = _fill(route.template)
+        for name, (body, content_type) in generic_bodies(kind).items():
+            raw = build_request("POST", path, body, [content_type])
+            cells.append(
+                pytest.param(Planned(raw, tuple(range(400, 500)), b'"error"', name), id=f"{path} {name}")
+            )
+        for name, body in row_bodies(kind).items():
+            raw = build_request("POST", path, body, [JSON_TYPE])
+            cells.append(
+                pytest.param(Planned(raw, tuple(range(400, 500)), b'"error"', name), id=f"{path} {name}")
+            )
+    return cells
+
+
+def test_every_post_route_is_in_the_matrix() -> None:
+    routes = post_routes()
+    assert {route.template for route in routes} >= {"/predict", "/predict/proba", "/v2/models/{name}/infer"}
+    for route in routes:
+        kind = request_type(route)
+        assert kind in ROWS_IN_BODY, f"{route.template}: add a builder of {kind.__name__} to ROWS_IN_BODY"
+        assert key_paths(kind), f"{route.template}: {kind.__name__} has no keys to nest under"
+
+
+@pytest.mark.parametrize("planned", matrix())
+def test_every_post_route_answers_every_hostile_body_with_a_json_4xx(
+    hostile_server: RunningServer, planned: Planned
+) -> None:
+    worker = children(hostile_server.process.pid)
+    reply = asyncio.run(send_once(hostile_server.url, planned))
+    assert planned.problem(reply) is None, planned.problem(reply)
+    assert reply.headers.get("content-type") == "application/json"
+    assert list(msgspec.json.decode(reply.body)) == ["error"]
+    assert children(hostile_server.process.pid) == worker, "the worker died"
+    assert hostile_server.client.get("/health").status_code == 200

@@ -1,6 +1,7 @@
 """Property tests of the request validators: any JSON value, any bytes → a 2xx or a 4xx, never an exception.
 
-In-process, thousands of cases go through `App.predict` (decode, validate, score, encode) in milliseconds;
+In-process, thousands of cases go through the simple API's `predict` (decode, validate, score, encode) in
+milliseconds;
 over HTTP, a smaller sample proves the same of the real server (status, JSON error body, no 5xx).
 """
 
@@ -18,7 +19,8 @@ from mlkube.errors import RequestError
 from mlkube.model.bundle import Bundle
 from mlkube.server.app import App
 from mlkube.server.http import Request
-from tests.reliability.inprocess import in_process_app
+from mlkube.server.simple_api import SimpleApi
+from tests.inprocess import in_process_app
 from tests.support import RunningServer
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -67,7 +69,7 @@ def loaded_app(iris_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) ->
 def status_in_process(app: App, body: bytes) -> int:
     """What the app answers `body`: 200, or the status of the RequestError it raised. Anything else raises."""
     try:
-        response = asyncio.run(app.predict(Request("POST", "/predict", {}, body=body)))
+        response = asyncio.run(SimpleApi(app.plane).predict(Request("POST", "/predict", {}, body=body)))
     except RequestError as error:
         return error.status
     return response.status

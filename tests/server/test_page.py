@@ -31,7 +31,7 @@ def renamed_server(model_dir: Path) -> Iterator[RunningServer]:
 
 
 def test_page_is_html_with_security_headers(server: RunningServer) -> None:
-    response = server.client.get("/")
+    response = server.client.get("/", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     policy = response.headers["content-security-policy"]
@@ -46,8 +46,8 @@ def test_page_tells_the_script_whether_a_key_is_needed(
     server: RunningServer, keyed_server: RunningServer
 ) -> None:
     marker = '<meta name="mlkube-auth-required" content="{}">'
-    assert marker.format("false") in server.client.get("/").text
-    assert marker.format("true") in keyed_server.client.get("/").text
+    assert marker.format("false") in server.client.get("/", headers={"accept": "text/html"}).text
+    assert marker.format("true") in keyed_server.client.get("/", headers={"accept": "text/html"}).text
 
 
 @pytest.mark.parametrize(("name", "content_type"), ASSETS.items())
@@ -78,7 +78,7 @@ def test_the_page_loads_nothing_from_another_origin() -> None:
 
 
 def test_page_and_assets_stay_open_when_a_key_is_required(keyed_server: RunningServer) -> None:
-    assert keyed_server.client.get("/").status_code == 200
+    assert keyed_server.client.get("/", headers={"accept": "text/html"}).status_code == 200
     assert keyed_server.client.get("/static/page.js").status_code == 200
 
 

@@ -38,3 +38,10 @@ def test_default_workers_follow_the_quota_capped_by_cores(
     monkeypatch.setattr(runner, "cgroup_cpu_limit", lambda: quota)
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
     assert runner.default_workers() == expected
+
+
+def test_permits_stay_above_max_in_flight_and_below_the_open_file_limit() -> None:
+    assert runner.connection_limit(256, 1, open_files=1 << 20) == 1024
+    assert runner.connection_limit(1000, 2, open_files=1 << 20) == 2000
+    # a container's 1,024-descriptor soft limit: past it accept() would fail with EMFILE, not wait
+    assert runner.connection_limit(256, 1, open_files=1024) == 1024 - runner.RESERVED_FILES

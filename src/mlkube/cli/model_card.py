@@ -16,9 +16,13 @@ from mlkube.model.report import REPORT_FILE
 _METRICS = (
     ("accuracy", "accuracy"),
     ("f1_macro", "macro-F1"),
+    ("r2", "R²"),
+    ("mae", "mean absolute error"),
+    ("rmse", "root mean squared error"),
     ("n_test", "held-out rows"),
     ("n_train", "training rows"),
-    ("onnx_max_abs_diff", "ONNX vs scikit-learn, largest difference"),
+    ("onnx_max_abs_diff", "ONNX vs native model, largest difference"),
+    ("parity_rows", "rows in the parity check"),
 )
 
 
@@ -57,11 +61,24 @@ def report_line(bundle: Bundle) -> Text:
     return Text("No training report in this bundle (trained before mlkube wrote reports).", style="dim")
 
 
+def digest_line(bundle: Bundle) -> Text:
+    """The bundle's digest, to pin it where it is served (MODEL_SHA256) so a rewritten bundle is refused."""
+    line = Text("Bundle digest: ", style="bold")
+    line.append(bundle.digest)
+    line.append("  (sha256 of metadata.json; serve with MODEL_SHA256 set to it)", style="dim")
+    return line
+
+
 def _heading(metadata: Metadata) -> Text:
     text = Text(f"{metadata.name} {metadata.version}\n", style="bold")
     if metadata.description:
         text.append(f"{metadata.description}\n")
-    text.append(f"classes: {', '.join(metadata.class_names)}\n")
+    if metadata.is_regressor:
+        text.append("task: regression\n")
+    else:
+        text.append(f"classes: {', '.join(metadata.class_names)}\n")
+    if metadata.runtime != "onnx":
+        text.append(f"runtime: {metadata.runtime} (ONNX could not express this model)\n")
     text.append(f"created {metadata.created_at}\n", style="dim")
     text.append(f"{len(metadata.files)} files verified by sha256; data sha256 {metadata.data_sha256[:16]}…")
     return text

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from mlkube.api.simple import BatchPrediction, Prediction, Readiness
 from mlkube.kube.errors import SmokeFailed
 from mlkube.kube.httpclient import HttpClient, Reply, TransportError, key_headers
 from mlkube.kube.output import Output
@@ -17,27 +18,6 @@ from mlkube.kube.output import Output
 NOTES_ROW = [5.1, 3.5, 1.4, 0.2]
 """The notes' curl payload (Quick Reference, step 4)."""
 BATCH = [NOTES_ROW, [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
-
-
-class Prediction(msgspec.Struct):
-    """The notes' answer shape; every key required, types exact."""
-
-    prediction: int
-    class_name: str
-    confidence: float
-    version: str
-
-
-class BatchAnswer(msgspec.Struct):
-    predictions: list[Prediction]
-
-
-class Readiness(msgspec.Struct):
-    status: str
-    version: str | None = None
-    model: str | None = None
-    runtime: str | None = None
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +126,7 @@ def _check_batch(client: HttpClient, report: SmokeReport) -> Check:
     if isinstance(reply, str):
         return Check(name, False, reply)
     try:
-        answer = msgspec.json.decode(reply.body, type=BatchAnswer)
+        answer = msgspec.json.decode(reply.body, type=BatchPrediction)
     except msgspec.DecodeError as error:
         return Check(name, False, f"wrong answer shape ({error}): {reply.text()!r}")
     if len(answer.predictions) != len(BATCH):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from mlkube.api.simple import Readiness
 from mlkube.kube import names
 from mlkube.kube.endpoint import is_minikube_profile, minikube, minikube_service_url, port_forward
 from mlkube.kube.errors import KubeError
@@ -11,11 +12,6 @@ from mlkube.kube.history import current_revision
 from mlkube.kube.httpclient import HttpClient, TransportError
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, HorizontalPodAutoscaler, ObjectList, Pod, Service
-
-
-class _Ready(msgspec.Struct):
-    status: str
-    version: str | None = None
 
 
 def status(kubectl: Kubectl, *, versions: bool = True) -> None:
@@ -81,7 +77,7 @@ def pod_version(kubectl: Kubectl, pod: Pod) -> str:
             HttpClient(url, timeout=3) as client,
         ):
             reply = client.get("/ready")
-        return msgspec.json.decode(reply.body, type=_Ready).version or "?"
+        return msgspec.json.decode(reply.body, type=Readiness).version or "?"
     except (KubeError, msgspec.DecodeError, *TransportError) as error:
         return f"? ({error})"
 

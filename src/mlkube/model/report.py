@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from mlkube.model.train import Dataset
+    from mlkube.model.datasets import Dataset
 
 REPORT_FILE = "report.md"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
@@ -31,14 +31,39 @@ _BLUE = "#2563eb"
 
 
 def report_files(metadata: Metadata, dataset: Dataset, estimator: Any) -> dict[str, bytes]:
-    """The three report files by name; `metadata` is the bundle's (its `files` not filled in yet)."""
-    importances = [float(value) for value in estimator.feature_importances_]
+    """The report files by name; `metadata` is the bundle's (its `files` not filled in yet).
+
+    The importance plot only for an estimator that measures importance (trees, boosting).
+    """
+    importances = _importances(estimator, len(metadata.feature_names))
     counts = np.bincount(dataset.targets, minlength=len(dataset.class_names)).tolist()
-    return {
+    files = {
         REPORT_FILE: render_report(metadata, counts, importances).encode("utf-8"),
         CONFUSION_MATRIX_FILE: confusion_matrix_png(_confusion_matrix(metadata), metadata.class_names),
-        FEATURE_IMPORTANCE_FILE: feature_importance_png(metadata.feature_names, importances),
     }
+    if importances is not None:
+        files[FEATURE_IMPORTANCE_FILE] = feature_importance_png(metadata.feature_names, importances)
+    return files
+
+
+def table_report_files(metadata: Metadata, targets: NDArray[Any]) -> dict[str, bytes]:
+    """The report of a Pipeline trained on a table: no importances (one-hot columns are not features)."""
+    if metadata.is_regressor:
+        return {REPORT_FILE: render_regression_report(metadata, targets).encode("utf-8")}
+    counts = np.bincount(targets.astype(np.int64), minlength=len(metadata.class_names)).tolist()
+    return {
+        REPORT_FILE: render_report(metadata, counts, None).encode("utf-8"),
+        CONFUSION_MATRIX_FILE: confusion_matrix_png(_confusion_matrix(metadata), metadata.class_names),
+    }
+
+
+def _importances(estimator: Any, n_features: int) -> list[float] | None:
+    values = getattr(estimator, "feature_importances_", None)
+    if values is None or len(values) != n_features:
+        return None
+    total = float(np.sum(values))
+    scale = total if total > 1.0 + 1e-9 else 1.0  # LightGBM counts splits; scikit-learn's sum to 1
+    return [float(value) / scale for value in values]
 
 
 def class_samples(dataset: Dataset, predicted: NDArray[np.int64]) -> list[list[float]]:
@@ -64,7 +89,9 @@ def class_samples(dataset: Dataset, predicted: NDArray[np.int64]) -> list[list[f
 # --- report.md ------------------------------------------------------------------------------------
 
 
-def render_report(metadata: Metadata, class_counts: Sequence[int], importances: Sequence[float]) -> str:
+def render_report(
+    metadata: Metadata, class_counts: Sequence[int], importances: Sequence[float] | None
+) -> str:
     """The Markdown report: data summary, parameters, metrics, per-class table, plots, libraries."""
     sections = [
         _title(metadata),
@@ -73,10 +100,48 @@ def render_report(metadata: Metadata, class_counts: Sequence[int], importances: 
         _metrics_section(metadata.metrics),
         _per_class_section(metadata),
         _confusion_section(metadata),
-        f"## Feature importance\n\n![Feature importance]({FEATURE_IMPORTANCE_FILE})\n",
-        _table(["library", "version"], [[k, v] for k, v in metadata.library_versions.items()], "Libraries"),
+    ]
+    if importances is not None:
+        sections.append(f"## Feature importance\n\n![Feature importance]({FEATURE_IMPORTANCE_FILE})\n")
+    sections.append(_libraries_section(metadata))
+    return "\n".join(sections)
+
+
+def render_regression_report(metadata: Metadata, targets: NDArray[Any]) -> str:
+    """A regressor's report: the target's spread, the inputs, parameters, metrics, libraries."""
+    values = np.asarray(targets, dtype=np.float64)
+    summary = (
+        f"{len(values)} rows, {metadata.n_features} features; target from {_number(float(values.min()))} "
+        f"to {_number(float(values.max()))}, mean {_number(float(values.mean()))}. "
+        f"{metadata.metrics.get('n_train', '?')} rows for training, {metadata.metrics.get('n_test', '?')} "
+        f"held out (seed {metadata.params.get('seed', '?')}). Data sha256 `{metadata.data_sha256}`."
+    )
+    sections = [
+        _title(metadata),
+        f"## Data\n\n{summary}\n\n{_inputs_table(metadata)}",
+        _parameters_section(metadata.params),
+        _metrics_section(metadata.metrics),
+        _libraries_section(metadata),
     ]
     return "\n".join(sections)
+
+
+def _inputs_table(metadata: Metadata) -> str:
+    rows = []
+    for spec in metadata.input_schema().features:
+        if spec.categories:
+            shown = ", ".join(spec.categories[:8]) + (" …" if len(spec.categories) > 8 else "")
+            rows.append([spec.name, spec.kind, shown, "yes" if spec.missing else "no"])
+        else:
+            bounds = (
+                "-" if spec.min is None or spec.max is None else f"{_number(spec.min)} to {_number(spec.max)}"
+            )
+            rows.append([spec.name, spec.kind, bounds, "yes" if spec.missing else "no"])
+    return _table(["feature", "kind", "range or values", "may be missing"], rows)
+
+
+def _libraries_section(metadata: Metadata) -> str:
+    return _table(["library", "version"], [[k, v] for k, v in metadata.library_versions.items()], "Libraries")
 
 
 def _title(metadata: Metadata) -> str:
@@ -90,7 +155,9 @@ def _title(metadata: Metadata) -> str:
     return "\n".join(lines)
 
 
-def _data_section(metadata: Metadata, class_counts: Sequence[int], importances: Sequence[float]) -> str:
+def _data_section(
+    metadata: Metadata, class_counts: Sequence[int], importances: Sequence[float] | None
+) -> str:
     total = sum(class_counts)
     metrics = metadata.metrics
     summary = (
@@ -105,6 +172,8 @@ def _data_section(metadata: Metadata, class_counts: Sequence[int], importances: 
             for name, count in zip(metadata.class_names, class_counts, strict=False)
         ],
     )
+    if importances is None:
+        return f"## Data\n\n{summary}\n\n{classes}\n{_inputs_table(metadata)}"
     stats = {stat.name: stat for stat in metadata.features}
     feature_rows = []
     for name, importance in zip(metadata.feature_names, importances, strict=False):
@@ -125,9 +194,12 @@ def _metrics_section(metrics: Mapping[str, object]) -> str:
     named = [
         ("accuracy", "accuracy"),
         ("f1_macro", "macro-F1"),
+        ("r2", "R²"),
+        ("mae", "mean absolute error"),
+        ("rmse", "root mean squared error"),
         ("n_test", "held-out rows"),
         ("n_train", "training rows"),
-        ("onnx_max_abs_diff", "largest ONNX vs scikit-learn probability difference"),
+        ("onnx_max_abs_diff", "largest ONNX vs native difference (probability or value)"),
     ]
     rows = [[label, _value(metrics[key])] for key, label in named if key in metrics]
     return _table(["metric (on the held-out rows)", "value"], rows, "Metrics")

@@ -5,66 +5,78 @@ Needs the training extras (scikit-learn, skl2onnx, skops). Serving never imports
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import importlib.metadata
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from mlkube.errors import MlkubeError
 from mlkube.model.bundle import (
     ONNX_FILE,
     SKOPS_FILE,
     Bundle,
+    FeatureSpec,
     FeatureStats,
+    InputSchema,
     Metadata,
     next_version,
     utc_now,
     validate_name,
     write_bundle,
 )
+from mlkube.model.datasets import (
+    CLASSIFICATION,
+    Dataset,
+    TrainingError,
+    load_iris_dataset,
+    read_csv_dataset,
+)
+from mlkube.model.estimators import DEFAULT_ESTIMATOR, build_estimator
 from mlkube.model.report import class_samples, report_files
 
+__all__ = [  # the datasets moved to datasets.py; these names stay importable from here
+    "Dataset",
+    "TrainingError",
+    "load_iris_dataset",
+    "read_csv_dataset",
+]
+
 PARITY_TOLERANCE = 1e-6
+"""The notes' forest: ONNX Runtime and scikit-learn agree to 1e-6 on every probability."""
 _LIBRARIES = ("mlkube", "scikit-learn", "skl2onnx", "skops", "onnx", "onnxruntime", "numpy")
-
-
-class TrainingError(MlkubeError):
-    """The data or the parameters cannot give a servable model."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Features as float64, targets as class indexes 0..k-1 into `class_names`."""
-
-    features: NDArray[np.float64]
-    targets: NDArray[np.int64]
-    feature_names: list[str]
-    class_names: list[str]
-    description: str
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 of the values and names, independent of where they were read from."""
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.features, dtype="<f8").tobytes())
-        digest.update(np.ascontiguousarray(self.targets, dtype="<i8").tobytes())
-        digest.update(msgspec.json.encode([self.feature_names, self.class_names]))
-        return digest.hexdigest()
+_EXTRA_LIBRARIES = {
+    "xgboost": ("xgboost", "xgboost-cpu", "onnxmltools"),
+    "lightgbm": ("lightgbm", "onnxmltools"),
+}
 
 
 @dataclass(frozen=True)
 class TrainParams:
+    """`n_estimators` and `max_depth` are the notes' forest's; other estimators take `extra` (--param)."""
+
     n_estimators: int = 10
     max_depth: int | None = None
     seed: int = 42
     test_size: float = 0.2
+    estimator: str = DEFAULT_ESTIMATOR
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def estimator_params(self) -> dict[str, object]:
+        if self.estimator == DEFAULT_ESTIMATOR:
+            return {"n_estimators": self.n_estimators, "max_depth": self.max_depth} | dict(self.extra)
+        return dict(self.extra)
+
+    def recorded(self, estimator: Any) -> dict[str, object]:
+        """What metadata.json and the report list as the parameters."""
+        return (
+            {"estimator": _estimator_name(estimator)}
+            | {key: _plain(value) for key, value in self.estimator_params().items()}
+            | {"seed": self.seed, "test_size": self.test_size}
+        )
 
 
 @dataclass(frozen=True)
@@ -75,77 +87,8 @@ class TrainedModel:
     holdout: NDArray[np.float64] = field(repr=False)
 
 
-def load_iris_dataset() -> Dataset:
-    """The notes' data set; scikit-learn ships it, nothing is downloaded."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris()
-    return Dataset(
-        features=np.asarray(iris.data, dtype=np.float64),
-        targets=np.asarray(iris.target, dtype=np.int64),
-        feature_names=[_clean_feature_name(name) for name in iris.feature_names],
-        class_names=[str(name) for name in iris.target_names],
-        description="Iris (scikit-learn's bundled copy of Fisher's data, 150 rows)",
-    )
-
-
-def _clean_feature_name(name: str) -> str:
-    return name.replace(" (cm)", "_cm").replace(" ", "_")
-
-
-def read_csv_dataset(path: Path, target: str) -> Dataset:
-    """A CSV with a header row: numeric feature columns plus a `target` column of class labels."""
-    try:
-        with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.reader(stream))
-    except OSError as error:
-        raise TrainingError(f"{path}: cannot be read ({error.strerror})") from None
-    if len(rows) < 2:
-        raise TrainingError(f"{path}: needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    if target not in header:
-        raise TrainingError(f"{path}: no column {target!r} (columns: {', '.join(header)})")
-    target_index = header.index(target)
-    feature_names = [name for i, name in enumerate(header) if i != target_index]
-    features, labels = _parse_rows(path, rows[1:], target_index, len(header))
-    class_names = sorted(set(labels))
-    if len(class_names) < 2:
-        raise TrainingError(f"{path}: column {target!r} needs at least two classes")
-    index = {name: i for i, name in enumerate(class_names)}
-    return Dataset(
-        features=np.asarray(features, dtype=np.float64),
-        targets=np.asarray([index[label] for label in labels], dtype=np.int64),
-        feature_names=feature_names,
-        class_names=class_names,
-        description=f"{path.name} ({len(labels)} rows, target column {target!r})",
-    )
-
-
-def _parse_rows(
-    path: Path, rows: list[list[str]], target_index: int, width: int
-) -> tuple[list[list[float]], list[str]]:
-    features: list[list[float]] = []
-    labels: list[str] = []
-    for line_number, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != width:
-            raise TrainingError(f"{path}:{line_number}: {len(row)} values, the header has {width}")
-        values = [cell.strip() for i, cell in enumerate(row) if i != target_index]
-        try:
-            parsed = [float(value) for value in values]
-        except ValueError:
-            raise TrainingError(f"{path}:{line_number}: feature values must be numbers: {values}") from None
-        if not np.all(np.isfinite(parsed)):
-            raise TrainingError(f"{path}:{line_number}: feature values must be finite: {values}")
-        features.append(parsed)
-        labels.append(row[target_index].strip())
-    return features, labels
-
-
 def fit_and_evaluate(dataset: Dataset, params: TrainParams) -> TrainedModel:
     """Stratified hold-out split, fit on the training part, score on the hold-out."""
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
 
     x_train, x_test, y_train, y_test = train_test_split(
@@ -155,13 +98,28 @@ def fit_and_evaluate(dataset: Dataset, params: TrainParams) -> TrainedModel:
         random_state=params.seed,
         stratify=dataset.targets,
     )
-    estimator = RandomForestClassifier(
-        n_estimators=params.n_estimators, max_depth=params.max_depth, random_state=params.seed
-    )
-    estimator.fit(x_train, y_train)
+    estimator = build_estimator(params.estimator, CLASSIFICATION, params.estimator_params(), params.seed)
+    fit(estimator, x_train, y_train)
     metrics = evaluate(estimator, x_test, y_test, dataset.class_names)
     metrics["n_train"] = len(y_train)
     return TrainedModel(estimator=estimator, metrics=metrics, params=params, holdout=x_test)
+
+
+def fit(estimator: Any, features: Any, targets: Any) -> Any:
+    """Fit; scikit-learn's refusal of a parameter value becomes a one-line TrainingError."""
+    try:
+        return estimator.fit(features, targets)
+    except (ValueError, TypeError) as error:
+        raise TrainingError(f"{_estimator_name(estimator)} cannot be fitted: {error}") from None
+
+
+def _estimator_name(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    return type(steps[-1][1] if steps else estimator).__name__
+
+
+def _plain(value: object) -> object:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
 
 
 def evaluate(
@@ -190,11 +148,11 @@ def evaluate(
 
 def to_onnx_bytes(estimator: Any, n_features: int) -> bytes:
     """Convert with skl2onnx: float input `X` of shape [N, n_features]; outputs `label`, `probabilities`."""
-    from skl2onnx import to_onnx
+    from mlkube.model.convert import convert
 
-    sample = np.zeros((1, n_features), dtype=np.float32)
-    model = to_onnx(estimator, sample, options={"zipmap": False})
-    return bytes(model.SerializeToString())
+    return convert(
+        estimator, InputSchema(features=[FeatureSpec(name=f"x{i}") for i in range(n_features)]), True
+    )
 
 
 def to_skops_bytes(estimator: Any) -> bytes:
@@ -205,19 +163,17 @@ def to_skops_bytes(estimator: Any) -> bytes:
 
 def check_parity(estimator: Any, onnx_bytes: bytes, features: NDArray[np.float64]) -> float:
     """Largest probability difference between ONNX Runtime and scikit-learn; classes must be identical."""
-    from mlkube.model.runtime import onnx_session_from_bytes
+    from mlkube.model import convert
 
-    session = onnx_session_from_bytes(onnx_bytes)
-    labels, probabilities = session.run(["label", "probabilities"], {"X": features.astype(np.float32)})
-    expected = estimator.predict_proba(features)
-    if not np.array_equal(np.asarray(labels), estimator.predict(features)):
-        raise TrainingError(
-            "ONNX Runtime predicts other classes than scikit-learn: use MODEL_RUNTIME=sklearn"
-        )
-    difference = float(np.max(np.abs(np.asarray(probabilities) - expected)))
-    if difference > PARITY_TOLERANCE:
-        raise TrainingError(f"ONNX probabilities differ from scikit-learn's by {difference:.2e}")
-    return difference
+    names = [f"x{i}" for i in range(features.shape[1])]
+    schema = InputSchema(features=[FeatureSpec(name=name) for name in names])
+    columns = dict(zip(names, features.T, strict=True))
+    tolerance = PARITY_TOLERANCE if params_is_forest(estimator) else convert.PROBABILITY_TOLERANCE
+    return convert.check_parity(estimator, onnx_bytes, schema, columns, [], tolerance).max_abs_diff
+
+
+def params_is_forest(estimator: Any) -> bool:
+    return type(estimator).__name__ in {"RandomForestClassifier", "ExtraTreesClassifier"}
 
 
 def parity_probe(dataset: Dataset, seed: int, n_random: int = 1000) -> NDArray[np.float64]:
@@ -237,9 +193,14 @@ def feature_stats(dataset: Dataset) -> list[FeatureStats]:
     ]
 
 
-def library_versions() -> dict[str, str]:
+def _number_spec(stat: FeatureStats) -> FeatureSpec:
+    return FeatureSpec(name=stat.name, min=stat.min, max=stat.max, mean=stat.mean)
+
+
+def library_versions(estimator_key: str = DEFAULT_ESTIMATOR, *more: str) -> dict[str, str]:
+    """Versions of what made the bundle: Python, mlkube's libraries, the estimator's own library."""
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in (*_LIBRARIES, *more, *_EXTRA_LIBRARIES.get(estimator_key, ())):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -268,19 +229,15 @@ def train_bundle(
         class_names=dataset.class_names,
         n_features=len(dataset.feature_names),
         metrics=trained.metrics | {"onnx_max_abs_diff": difference},
-        params={
-            "estimator": "RandomForestClassifier",
-            "n_estimators": params.n_estimators,
-            "max_depth": params.max_depth,
-            "seed": params.seed,
-            "test_size": params.test_size,
-        },
-        library_versions=library_versions(),
+        params=params.recorded(trained.estimator),
+        library_versions=library_versions(params.estimator),
         data_sha256=dataset.fingerprint,
         files={},
         features=feature_stats(dataset),
         description=dataset.description,
         samples=class_samples(dataset, trained.estimator.predict(dataset.features)),
+        task=CLASSIFICATION,
+        inputs=InputSchema(features=[_number_spec(stat) for stat in feature_stats(dataset)]),
     )
     artifacts = {ONNX_FILE: onnx_bytes, SKOPS_FILE: to_skops_bytes(trained.estimator)}
     artifacts |= report_files(metadata, dataset, trained.estimator)

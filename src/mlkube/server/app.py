@@ -1,16 +1,20 @@
-"""The HTTP layer: parse, validate, authenticate, map errors to statuses; the work is the service's.
+"""The RSGI application: route, authenticate, bound, read the body, answer errors, log and count.
 
 `App` is an RSGI application (granian's native interface, the fastest it serves). One instance lives in
 each worker process; `build_app` is called there, after the fork, so each worker has its own ONNX session.
+
+What a request does is the protocol adapters' and the data plane's: the app assembles the route table from
+the adapters (`simple_api`, `kserve_v1`, `open_inference`, `page`, `docs`), each given the worker's
+`DataPlane`, and adds only `/metrics`. Around every route it does the same things: the in-flight cap and
+the API key (protected routes), Content-Type, body size and body deadline (POST routes), the one mapping
+of a `RequestError` to its answer, the access log line and the request metrics by route template.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import logging
-import os
 import random
 import re
 import time
@@ -18,48 +22,33 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from mlkube.errors import (
-    InvalidInput,
     NotFound,
+    Overloaded,
     PayloadTooLarge,
     RequestError,
-    Unauthorized,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from mlkube.model.bundle import Bundle
 from mlkube.server import metrics
-from mlkube.server.batching import MicroBatcher
+from mlkube.server.auth import ApiKeys
+from mlkube.server.dataplane import DataPlane
 from mlkube.server.docs import ApiDocs
-from mlkube.server.http import JSON, MethodNotAllowed, Request, Response, Route, Router, error_response
-from mlkube.server.kserve import protocol_routes
+from mlkube.server.http import JSON, Operation, Request, Response, Route, Router, error_for, error_response
+from mlkube.server.kserve_v1 import KServeV1, liveness
 from mlkube.server.logs import AccessLog
+from mlkube.server.open_inference import OpenInferenceV2
 from mlkube.server.page import ModelPage
-from mlkube.server.schemas import BatchPrediction, Health, PredictRequest, Readiness
 from mlkube.server.service import ModelService
+from mlkube.server.simple_api import SimpleApi
 from mlkube.settings import Settings
 
 log = logging.getLogger("mlkube.server")
 
-_encode = msgspec.json.Encoder().encode
-_decode_predict = msgspec.json.Decoder(PredictRequest).decode
-_HEALTHY = _encode(Health("healthy"))
 BODY_SECONDS = 10.0  # as long as granian gives a client for its headers (header_read_timeout)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _JSON_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
-
-
-class Overloaded(RequestError):
-    """More than MAX_IN_FLIGHT requests in this worker: shed this one (503, Retry-After, then close)."""
-
-    status = 503
-
-
-class RequestTimeout(RequestError):
-    """The client did not send its whole body within BODY_SECONDS."""
-
-    status = 408
 
 
 class BodyDeadlines:
@@ -92,38 +81,40 @@ class BodyDeadlines:
 
 
 class App:
-    """One worker's application: routes, auth, limits, logging and metrics around a `ModelService`."""
+    """One worker's application: the adapters' routes on one `DataPlane`, with auth, limits and logging."""
 
     def __init__(self, settings: Settings, service: ModelService, drain_marker: Path) -> None:
         self.settings = settings
         self.service = service
-        self.metrics = metrics.Metrics(service.name, service.version)
-        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, self.metrics.observe_model_call)
+        self.plane = DataPlane(settings, service, drain_marker)
+        self.metrics = self.plane.metrics
         self.access_log = AccessLog(enabled=settings.log_level in ("DEBUG", "INFO"))
-        self._drain_marker = str(drain_marker)
-        self._keys = [key.encode() for key in settings.api_key]
+        self._check_key = ApiKeys(settings.api_key).check
         self._in_flight = 0
         self.body_deadlines = BodyDeadlines(BODY_SECONDS)
         self.router = Router(self.routes())
 
     def routes(self) -> list[Route]:
+        """Every route: each protocol adapter's, on the data plane, and the metrics."""
+        plane = self.plane
         return [
-            Route("/predict", {"POST": self.predict}, protected=True, summary="Score one row or a batch"),
-            Route("/health", {"GET": self.health}, summary="Liveness: the process answers"),
-            Route("/ready", {"GET": self.ready}, summary="Readiness: the model is loaded and warm"),
-            Route("/metrics", {"GET": self.prometheus}, summary="Prometheus metrics of all workers"),
-            *protocol_routes(self.service, self.metrics, self.batcher, self.ready),
-            *ApiDocs(lambda: self.router.routes, self.service, self.settings).routes(),
-            *ModelPage(self).routes(),
+            *SimpleApi(plane).routes(),
+            Route(
+                "/metrics",
+                {"GET": self.prometheus},
+                summary="Prometheus metrics of all workers",
+                operations={"GET": Operation(responses={200: str}, content_type=metrics.CONTENT_TYPE)},
+            ),
+            *KServeV1(plane).routes(),
+            *OpenInferenceV2(plane).routes(),
+            *ApiDocs(plane, lambda: self.router.routes).routes(),
+            *ModelPage(plane, not_html=liveness).routes(),
         ]
 
     # --- lifecycle (RSGI) -------------------------------------------------------------------------
 
     def __rsgi_init__(self, loop: Any) -> None:
-        self.service.load()
-        self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
-        self.metrics.attach(loop.call_later)
-        self.batcher.attach(loop)
+        self.plane.start(loop)
         self.access_log.attach(loop.call_later)
         self.body_deadlines.attach(loop.call_later)
         # everything made so far lives as long as the worker: take it out of the collector's scans, which
@@ -148,7 +139,7 @@ class App:
                 route_label = found[0].template
             response = await self._respond(found, request, protocol)
         except RequestError as error:
-            response = _error_for(error)
+            response = error_for(error)
             if not request.body and _has_body(headers):
                 # answered without reading the body: hyper will close the connection, so say so, or the
                 # client may send its next request on it and lose it
@@ -174,7 +165,7 @@ class App:
         handler = route.handler_for(request.method, request.path)
         if route.protected:
             self._check_in_flight()
-            self._authenticate(request.headers)
+            self._check_key(request.headers)
         if route.reads_body and request.method == "POST":
             _check_content_type(request.headers)
             request.body = await self._read_body(request.headers, protocol)
@@ -186,18 +177,6 @@ class App:
             raise Overloaded(
                 f"overloaded: more than MAX_IN_FLIGHT={self.settings.max_in_flight} requests in this worker"
             )
-
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        if not self._keys:
-            return
-        presented = _presented_key(headers)
-        if presented is None:
-            raise Unauthorized("missing API key: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
-        candidate = presented.encode()
-        # compare against every key so the time taken does not tell which key (or none) matched
-        matched = [hmac.compare_digest(candidate, key) for key in self._keys]
-        if not any(matched):
-            raise Unauthorized("invalid API key")
 
     async def _read_body(self, headers: Mapping[str, str], protocol: Any) -> bytes:
         deadlines = self.body_deadlines
@@ -235,78 +214,9 @@ class App:
         self.metrics.observe_request(route, request.method, status, seconds)
         self.access_log.record(request.method, request.path, status, seconds, request.request_id)
 
-    # --- handlers ---------------------------------------------------------------------------------
-
-    async def predict(self, request: Request) -> Response:
-        """The notes' route: `{"features": [...]}` → one answer; `{"instances": [[...], ...]}` → a list."""
-        self._require_ready()
-        body = _decode(request.body)
-        if body.features is not None and body.instances is not None:
-            raise InvalidInput("send either 'features' (one row) or 'instances' (a batch), not both")
-        if body.features is not None:
-            rows = [body.features]
-        elif body.instances is not None:
-            rows = body.instances
-        else:
-            raise InvalidInput(f"missing 'features': a list of {self.service.n_features} numbers")
-        scores = await self.batcher.score(self.service.rows_to_array(rows))
-        confidences = self.service.confidences(scores)
-        answers = self.service.predictions(scores.classes.tolist(), confidences)
-        self.metrics.observe_scores(self.service.class_names, scores, confidences)
-        if body.features is not None:
-            return Response(200, _encode(answers[0]))
-        return Response(200, _encode(BatchPrediction(answers)))
-
-    def health(self, request: Request) -> Response:
-        return Response(200, _HEALTHY)
-
-    def ready(self, request: Request) -> Response:
-        service = self.service
-        if os.path.exists(self._drain_marker):  # noqa: PTH110 - a stat per probe; the marker is a str path
-            return _readiness(503, "not ready", service, "shutting down")
-        if not service.ready:
-            return _readiness(503, "not ready", service, service.reason)
-        return _readiness(200, "ready", service)
-
     def prometheus(self, request: Request) -> Response:
         self.metrics.flush()
         return Response(200, metrics.render(), content_type=metrics.CONTENT_TYPE)
-
-    def _require_ready(self) -> None:
-        if not self.service.ready:
-            raise RequestError(f"model not ready: {self.service.reason}", status=503)
-
-
-def _decode(body: bytes) -> PredictRequest:
-    try:
-        return _decode_predict(body)
-    except msgspec.ValidationError as error:
-        raise InvalidInput(_readable(str(error))) from None
-    except msgspec.DecodeError as error:
-        raise RequestError(f"body is not valid JSON: {error}") from None
-    except RecursionError:  # msgspec's guard against nesting deep enough to overflow the C stack
-        raise RequestError("body is not valid JSON: nested too deeply") from None
-
-
-def _readable(message: str) -> str:
-    """msgspec says "Expected `float`, got `str` - at `$.features[1]`"; keep it, drop the markup."""
-    return message.replace("`", "")
-
-
-def _readiness(status: int, word: str, service: ModelService, reason: str | None = None) -> Response:
-    body = Readiness(word, service.name, service.version, service.settings.model_runtime, reason)
-    return Response(status, _encode(body))
-
-
-def _error_for(error: RequestError) -> Response:
-    response = error_response(error.status, str(error))
-    if isinstance(error, MethodNotAllowed):
-        response.headers.append(("allow", ", ".join(error.allowed)))
-    if isinstance(error, Unauthorized):
-        response.headers.append(("www-authenticate", 'Bearer realm="mlkube"'))
-    if error.status == 503:
-        response.headers.append(("retry-after", "1"))
-    return response
 
 
 def _has_body(headers: Mapping[str, str]) -> bool:
@@ -319,17 +229,6 @@ def _request_id(headers: Mapping[str, str]) -> str:
         return given
     # 96 random bits; an id names a request, it is no secret (random reseeds itself in a forked worker)
     return f"{random.getrandbits(96):024x}"
-
-
-def _presented_key(headers: Mapping[str, str]) -> str | None:
-    key = headers.get("x-api-key")
-    if key:
-        return key
-    authorization = headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:

@@ -1,6 +1,7 @@
 """/openapi.json and /docs: the API described by the server itself, readable with no internet access.
 
-The document is generated once per worker, on first request, from the app's route table (see openapi.py).
+The document is generated once per worker, on first request, from the app's whole route table (see
+openapi.py), so a route added to any adapter is documented with no change here.
 The page is Swagger UI, vendored under static/swagger-ui/ (its licence is there) and served from /docs/;
 a Content-Security-Policy keeps the browser from loading anything from another origin.
 """
@@ -13,12 +14,11 @@ from typing import Any
 
 import msgspec
 
+from mlkube.api.simple import ErrorBody
 from mlkube.errors import NotFound
+from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Operation, Request, Response, Route
 from mlkube.server.openapi import openapi_document
-from mlkube.server.schemas import ErrorBody
-from mlkube.server.service import ModelService
-from mlkube.settings import Settings
 
 _HTML = "text/html; charset=utf-8"
 _JAVASCRIPT = "text/javascript; charset=utf-8"
@@ -43,12 +43,9 @@ def _static(name: str) -> bytes:
 class ApiDocs:
     """The documentation routes. `routes_of_app` is called on first use, when the table is complete."""
 
-    def __init__(
-        self, routes_of_app: Callable[[], Iterable[Route]], service: ModelService, settings: Settings
-    ) -> None:
+    def __init__(self, plane: DataPlane, routes_of_app: Callable[[], Iterable[Route]]) -> None:
+        self._plane = plane
         self._routes_of_app = routes_of_app
-        self._service = service
-        self._settings = settings
         self._document: bytes | None = None
         self._files: dict[str, bytes] = {}
 
@@ -77,7 +74,7 @@ class ApiDocs:
 
     def document(self) -> bytes:
         if self._document is None:
-            document = openapi_document(self._routes_of_app(), self._service, self._settings)
+            document = openapi_document(self._routes_of_app(), self._plane)
             self._document = msgspec.json.encode(document)
         return self._document
 

@@ -1,7 +1,8 @@
-"""The small HTTP vocabulary the app speaks: requests, responses, routes and a router.
+"""The small HTTP vocabulary every route speaks: requests, responses, routes, a router, JSON in, errors out.
 
 A router and two dataclasses instead of a web framework: every request pays only for what it uses
-(see bench/RESULTS.md for what a framework's per-request cost would be).
+(see bench/RESULTS.md for what a framework's per-request cost would be). `decode_json` is the one way a
+route reads a JSON body, and `error_for` the one way an error becomes an answer.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgspec
 
-from mlkube.errors import RequestError
+from mlkube.errors import InvalidInput, MethodNotAllowed, RequestError
+
+T = TypeVar("T")
 
 JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
@@ -44,12 +48,41 @@ def error_response(status: int, message: str, headers: list[tuple[str, str]] | N
     return Response(status, _encode({"error": message}), headers=headers or [])
 
 
-class MethodNotAllowed(RequestError):
-    status = 405
+def error_for(error: RequestError) -> Response:
+    """The answer to every error a route or the app raises: its status, its message, its headers."""
+    return Response(error.status, _encode({"error": str(error)}), headers=list(error.headers))
 
-    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
-        super().__init__(f"method {method} not allowed on {path} (allowed: {', '.join(allowed)})")
-        self.allowed = allowed
+
+def decode_json(
+    decode: Callable[[Any], T],
+    body: bytes | memoryview,
+    invalid: type[RequestError] = InvalidInput,
+    where: str = "body",
+) -> T:
+    """`decode(body)` with every msgspec failure turned into the client's error, never a 500.
+
+    A value of the wrong type or shape raises `invalid` (422 unless the protocol says otherwise) naming the
+    JSON path; bytes that are not JSON, and nesting deep enough to hit msgspec's recursion guard, raise a
+    400 (`invalid` itself when it is a 400 already, as V2's errors are).
+    """
+    try:
+        return decode(body)
+    except msgspec.ValidationError as error:
+        raise invalid(readable(str(error))) from None
+    except msgspec.DecodeError as error:
+        raise _malformed(invalid)(f"{where} is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec's guard against nesting deep enough to overflow the C stack
+        raise _malformed(invalid)(f"{where} is not valid JSON: nested too deeply") from None
+
+
+def _malformed(invalid: type[RequestError]) -> type[RequestError]:
+    """Bytes that are not JSON are a 400: `invalid` itself when the protocol answers 400 for everything."""
+    return invalid if invalid.status == 400 else RequestError
+
+
+def readable(message: str) -> str:
+    """msgspec says "Expected `float`, got `str` - at `$.features[1]`"; keep it, drop the markup."""
+    return message.replace("`", "")
 
 
 Handler = Callable[[Request], Response | Awaitable[Response]]  # async: waits for the micro-batch

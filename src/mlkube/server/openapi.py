@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of a running app, generated from its route table and the handlers' own types.
 
-Every `Route` of `App.routes()` is described: its `Operation` gives the msgspec types of the request and
-of the answers its handler makes; the statuses the app adds around a handler follow from the route's flags
-(401 and 503 for protected routes, 400/413/415 for routes that read a body). The model's own numbers (its
+Every `Route` of the app's table is described: its `Operation` (declared beside the handler, in each
+protocol adapter) gives the msgspec types of the request and of the answers its handler makes; the
+statuses the app adds around a handler follow from the route's flags (401 and 503 for protected routes,
+400/413/415 for routes that read a body). The model's own numbers (its
 feature count, MAX_BATCH_SIZE) narrow the request schemas, so the document states what this server takes.
 """
 
@@ -11,44 +12,43 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
 
 import mlkube
-from mlkube.server import metrics
+from mlkube.api.numbers import FLOAT32_MAX
+from mlkube.api.open_inference import INPUT_NAME
+from mlkube.api.simple import ErrorBody
 from mlkube.server.http import Operation, Route
-from mlkube.server.schemas import BatchPrediction, ErrorBody, Health, Prediction, PredictRequest, Readiness
-from mlkube.server.service import ModelService
-from mlkube.server.tensors import INPUT_NAME
-from mlkube.settings import Settings
+
+if TYPE_CHECKING:
+    from mlkube.server.dataplane import DataPlane
 
 OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"\{(\w+)\}")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # (path prefix, tag, its description); the first matching prefix names an operation's tag
 _TAGS = (
     ("/v1/", "KServe V1", "KServe's V1 (TensorFlow Serving style) protocol."),
     ("/v2", "Open Inference Protocol V2", "The Open Inference Protocol (KServe V2, Triton, MLServer), REST."),
     ("/docs", "Documentation", "This page, its files and the OpenAPI document, served by mlkube itself."),
     ("/openapi.json", "Documentation", ""),
-    ("/", "mlkube", "The notes' API: /predict, the probes and the metrics."),
+    ("/", "mlkube", "The simple API (/predict, the probes), the metrics and the model page."),
 )
 
 
-def example_row(service: ModelService) -> list[float]:
+def example_row(plane: DataPlane) -> list[float]:
     """A plausible row for examples: the training means of the features, to 2 decimals."""
-    bundle = service.bundle
+    bundle = plane.service.bundle
     if bundle is not None and bundle.metadata.features:
         return [round(stat.mean, 2) for stat in bundle.metadata.features]
-    return [0.0] * service.n_features
+    return [0.0] * plane.n_features
 
 
 def row_schema(n_features: int) -> dict[str, Any]:
     """One row as the service checks it: n_features numbers within float32's range."""
-    item = {"type": "number", "minimum": -_FLOAT32_MAX, "maximum": _FLOAT32_MAX}
+    item = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
     return {"type": "array", "items": item, "minItems": n_features, "maxItems": n_features}
 
 
@@ -63,46 +63,13 @@ def v2_input_schema(n_features: int, max_rows: int) -> dict[str, Any]:
     return {"properties": {"name": {"const": INPUT_NAME}, "shape": shape}}
 
 
-def core_operations(service: ModelService, settings: Settings) -> dict[str, dict[str, Operation]]:
-    """The core routes' operations (app.py declares those routes without them)."""
-    n_features, max_rows = service.n_features, settings.max_batch_size
-    either = {
-        "anyOf": [
-            {"required": ["features"], "properties": {"features": {"type": "array"}}},
-            {"required": ["instances"], "properties": {"instances": {"type": "array"}}},
-        ],
-        "not": {
-            "required": ["features", "instances"],
-            "properties": {"features": {"type": "array"}, "instances": {"type": "array"}},
-        },
-        "properties": {
-            "features": {"anyOf": [row_schema(n_features), {"type": "null"}]},
-            "instances": {"anyOf": [rows_schema(n_features, max_rows), {"type": "null"}]},
-        },
-    }
-    predict = Operation(
-        request=Annotated[PredictRequest, msgspec.Meta(extra_json_schema=either)],
-        responses={200: (Prediction, BatchPrediction), 422: ErrorBody, 503: ErrorBody},
-        description='`features` answers one prediction; `instances` answers `{"predictions": [...]}`.',
-        example={"features": example_row(service)},
-    )
-    return {
-        "/predict": {"POST": predict},
-        "/health": {"GET": Operation(responses={200: Health})},
-        "/ready": {"GET": Operation(responses={200: Readiness, 503: Readiness})},
-        "/metrics": {"GET": Operation(responses={200: str}, content_type=metrics.CONTENT_TYPE)},
-    }
-
-
-def openapi_document(routes: Iterable[Route], service: ModelService, settings: Settings) -> dict[str, Any]:
+def openapi_document(routes: Iterable[Route], plane: DataPlane) -> dict[str, Any]:
     """The whole document, as a dictionary ready to encode."""
-    builder = _Builder(service, settings)
+    builder = _Builder(plane)
     paths: dict[str, dict[str, Any]] = {}
-    core = core_operations(service, settings)
     for route in routes:
-        operations = route.operations or core.get(route.template, {})
         paths[route.template] = {
-            method.lower(): builder.operation(route, method, operations.get(method, Operation()))
+            method.lower(): builder.operation(route, method, route.operations.get(method, Operation()))
             for method in route.handlers
         }
     return {
@@ -110,7 +77,7 @@ def openapi_document(routes: Iterable[Route], service: ModelService, settings: S
         "info": {
             "title": "mlkube",
             "version": mlkube.__version__,
-            "description": _description(service, settings),
+            "description": _description(plane),
         },
         "tags": [{"name": name, "description": text} for _, name, text in (_TAGS[-1], *_TAGS[:-1]) if text],
         "paths": paths,
@@ -118,15 +85,15 @@ def openapi_document(routes: Iterable[Route], service: ModelService, settings: S
     }
 
 
-def _description(service: ModelService, settings: Settings) -> str:
+def _description(plane: DataPlane) -> str:
     auth = (
         "Prediction and model routes need an API key (`X-API-Key: <key>` or `Authorization: Bearer <key>`); "
         "the probes, /metrics and this documentation are always open."
-        if settings.auth_enabled
+        if plane.settings.auth_enabled
         else "No API key is configured, so every route is open."
     )
     return (
-        f"Serves model `{service.name}` version `{service.version}` ({service.n_features} features). {auth} "
+        f"Serves model `{plane.name}` version `{plane.version}` ({plane.n_features} features). {auth} "
         "Every answer carries `X-Request-ID`. "
         'Errors are JSON `{"error": "..."}`: an unknown path is 404, a method a path does not take is 405 '
         "with an `Allow` header."
@@ -134,9 +101,9 @@ def _description(service: ModelService, settings: Settings) -> str:
 
 
 class _Builder:
-    def __init__(self, service: ModelService, settings: Settings) -> None:
-        self.settings = settings
-        self.examples = {"name": service.name, "version": service.version}
+    def __init__(self, plane: DataPlane) -> None:
+        self.settings = plane.settings
+        self.examples = {"name": plane.name, "version": plane.version}
         self.schemas: dict[str, Any] = {}
 
     def operation(self, route: Route, method: str, operation: Operation) -> dict[str, Any]:

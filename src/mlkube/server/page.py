@@ -2,29 +2,29 @@
 
 - `GET /` and `GET /static/{name}`: HTML, CSS, JS and an icon shipped in the package (no CDN, no
   external font), with a Content-Security-Policy that allows only this origin. Open, like /health:
-  they hold no model data.
+  they hold no model data. `/` is also where KServe's V1 clients check liveness: a request that does not
+  accept `text/html` gets KServe's `{"status": "alive"}` instead of the page (`server/kserve_v1.py`).
 - `GET /model`: the model card as JSON (name, version, metrics, classes, feature ranges, a sample row
   per class). Protected like /predict.
 - `POST /predict/proba`: the body of /predict, answered with /predict's four keys plus `probabilities`,
-  every class's probability in class order. /predict itself keeps the notes' answer, key for key.
+  every class's probability in class order, through the same data plane (micro-batched, counted).
+  /predict itself keeps its four keys, byte for byte.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-import numpy as np
 
-from mlkube.errors import InvalidInput, NotFound, RequestError
-from mlkube.model.bundle import Bundle
-from mlkube.server.http import Operation, Request, Response, Route
-from mlkube.server.schemas import ErrorBody, PredictRequest
-
-if TYPE_CHECKING:
-    from mlkube.server.app import App
+from mlkube.api.page import ProbaBatch, ProbaPrediction
+from mlkube.api.simple import ErrorBody
+from mlkube.errors import NotFound
+from mlkube.server.dataplane import DataPlane
+from mlkube.server.http import Handler, Operation, Request, Response, Route
+from mlkube.server.simple_api import predict_handler, predict_operation
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -36,72 +36,25 @@ _ASSET_TYPES = {
 }
 _HTML = "text/html; charset=utf-8"
 _AUTH_PLACEHOLDER = b"__AUTH_REQUIRED__"
-_SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
 
 _encode = msgspec.json.Encoder().encode
-_decode_predict = msgspec.json.Decoder(PredictRequest).decode
-
-
-class FeatureCard(msgspec.Struct):
-    name: str
-    min: float | None = None
-    max: float | None = None
-    mean: float | None = None
-
-
-class ClassScores(msgspec.Struct):
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    support: int | None
-
-
-class ModelCard(msgspec.Struct):
-    """What `GET /model` answers: everything the page shows about the model."""
-
-    name: str
-    version: str
-    created_at: str
-    description: str
-    runtime: str
-    class_names: list[str]
-    features: list[FeatureCard]
-    samples: list[list[float]]
-    metrics: dict[str, object]
-    per_class: list[ClassScores]
-    confusion_matrix: list[list[int]]
-    params: dict[str, object]
-
-
-class ProbaPrediction(msgspec.Struct):
-    """/predict's four keys plus every class's probability, in class order."""
-
-    prediction: int
-    class_name: str
-    confidence: float
-    version: str
-    probabilities: list[float]
-
-
-class ProbaBatch(msgspec.Struct):
-    predictions: list[ProbaPrediction]
 
 
 class ModelPage:
-    """The page's routes; handlers use the app's service and metrics, the app does auth and limits."""
+    """The page's routes on the data plane; `not_html` answers `GET /` for clients that want no HTML."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, plane: DataPlane, not_html: Handler) -> None:
+        self.plane = plane
+        self._not_html = not_html
         self._index = _static_bytes("index.html").replace(
-            _AUTH_PLACEHOLDER, b"true" if app.settings.auth_enabled else b"false"
+            _AUTH_PLACEHOLDER, b"true" if plane.settings.auth_enabled else b"false"
         )
         self._assets = {name: _static_bytes(name) for name in _ASSET_TYPES}
         self._card: bytes | None = None
+        self.predict_proba = predict_handler(plane, plane.answers_with_probabilities, ProbaBatch)
 
     def routes(self) -> list[Route]:
-        from mlkube.server.openapi import core_operations
-
-        predict = core_operations(self.app.service, self.app.settings)["/predict"]["POST"]
+        predict = predict_operation(self.plane)
         proba = Operation(
             request=predict.request,
             responses={200: (ProbaPrediction, ProbaBatch), 422: ErrorBody, 503: ErrorBody},
@@ -109,7 +62,11 @@ class ModelPage:
             example=predict.example,
         )
         return [
-            Route("/", {"GET": self.index}, summary="The model page: card, playground and curl command"),
+            Route(
+                "/",
+                {"GET": self.index},
+                summary='The model page (Accept: text/html), else KServe V1 liveness {"status": "alive"}',
+            ),
             Route(
                 "/static/{name}",
                 {"GET": self.asset},
@@ -133,7 +90,9 @@ class ModelPage:
             ),
         ]
 
-    def index(self, request: Request) -> Response:
+    def index(self, request: Request) -> Response | Awaitable[Response]:
+        if "text/html" not in request.headers.get("accept", ""):
+            return self._not_html(request)
         return Response(200, self._index, content_type=_HTML, headers=_page_headers())
 
     def asset(self, request: Request) -> Response:
@@ -144,105 +103,10 @@ class ModelPage:
         return Response(200, body, content_type=_ASSET_TYPES[name], headers=_page_headers())
 
     def card(self, request: Request) -> Response:
-        bundle = self._require_ready()
+        card = self.plane.card()
         if self._card is None:
-            self._card = _encode(model_card(bundle, self.app))
+            self._card = _encode(card)
         return Response(200, self._card)
-
-    def predict_proba(self, request: Request) -> Response:
-        self._require_ready()
-        body = _decode(request.body)
-        if body.features is not None and body.instances is not None:
-            raise InvalidInput("send either 'features' (one row) or 'instances' (a batch), not both")
-        rows = [body.features] if body.features is not None else body.instances
-        if rows is None:
-            raise InvalidInput(f"missing 'features': a list of {self.app.service.n_features} numbers")
-        service = self.app.service
-        scores = service.score(service.rows_to_array(rows))
-        confidences = service.confidences(scores)
-        self.app.metrics.observe_scores(service.class_names, scores, confidences)
-        probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
-        answers = [
-            ProbaPrediction(p.prediction, p.class_name, p.confidence, p.version, row)
-            for p, row in zip(
-                service.predictions(scores.classes.tolist(), confidences), probabilities, strict=True
-            )
-        ]
-        if body.features is not None:
-            return Response(200, _encode(answers[0]))
-        return Response(200, _encode(ProbaBatch(answers)))
-
-    def _require_ready(self) -> Bundle:
-        service = self.app.service
-        if not service.ready or service.bundle is None:
-            raise RequestError(f"model not ready: {service.reason}", status=503)
-        return service.bundle
-
-
-def model_card(bundle: Bundle, app: App) -> ModelCard:
-    """The card of the served model: the bundle's metadata with the display class names and version."""
-    metadata = bundle.metadata
-    stats = {stat.name: stat for stat in metadata.features}
-    features = [
-        FeatureCard(name, stats[name].min, stats[name].max, stats[name].mean)
-        if name in stats
-        else FeatureCard(name)
-        for name in metadata.feature_names
-    ]
-    return ModelCard(
-        name=metadata.name,
-        version=app.service.version,
-        created_at=metadata.created_at,
-        description=metadata.description,
-        runtime=app.settings.model_runtime,
-        class_names=app.service.class_names,
-        features=features,
-        samples=metadata.samples,
-        metrics={key: metadata.metrics[key] for key in _SCALAR_METRICS if key in metadata.metrics},
-        per_class=_per_class(metadata.metrics.get("per_class"), metadata.class_names),
-        confusion_matrix=_matrix(metadata.metrics.get("confusion_matrix")),
-        params=metadata.params,
-    )
-
-
-def _per_class(value: object, class_names: list[str]) -> list[ClassScores]:
-    """metadata.json keys per-class scores by the training class names; the card lists them in order."""
-    if not isinstance(value, Mapping):
-        return []
-    found = []
-    for name in class_names:
-        scores = value.get(name)
-        if not isinstance(scores, Mapping):
-            return []
-        found.append(
-            ClassScores(
-                _float(scores.get("precision")),
-                _float(scores.get("recall")),
-                _float(scores.get("f1-score")),
-                scores.get("support") if isinstance(scores.get("support"), int) else None,
-            )
-        )
-    return found
-
-
-def _matrix(value: object) -> list[list[int]]:
-    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
-        return []
-    return [[int(count) for count in row] for row in value]
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _decode(body: bytes) -> PredictRequest:
-    """The same errors as /predict: the type and the JSON path of the bad value."""
-    try:
-        return _decode_predict(body)
-    except msgspec.ValidationError as error:
-        raise InvalidInput(str(error).replace("`", "")) from None
-    except msgspec.DecodeError as error:
-        raise RequestError(f"body is not valid JSON: {error}") from None
 
 
 def _page_headers() -> list[tuple[str, str]]:

@@ -28,6 +28,9 @@ from mlkube.settings import Settings
 log = logging.getLogger("mlkube.server")
 DRAIN_MARKER = "draining"
 GRANIAN_BACKLOG = 1024  # granian's default listen backlog
+HEADER_READ_SECONDS = 10
+"""From accept (and between keep-alive requests) to a complete request head; silent connections are closed."""
+RESERVED_FILES = 64  # descriptors a worker keeps for itself beyond connections (model, metrics files, pipes)
 _CGROUP_V2_CPU = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 _CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -48,8 +51,13 @@ def serve_forever(settings: Settings) -> int:
 def locate_bundle(settings: Settings) -> tuple[Bundle | None, str | None]:
     """The verified bundle, or why there is none (the server then runs, alive but never ready)."""
     try:
-        folder = settings.model_bundle or latest_bundle_path(settings.model_dir, settings.model_name)
-        return read_bundle(folder), None
+        if settings.model_bundle is not None:
+            bundle = read_bundle(settings.model_bundle, settings.model_sha256)
+        else:
+            folder = latest_bundle_path(settings.model_dir, settings.model_name)
+            bundle = read_bundle(folder, settings.model_sha256, boundary=settings.model_dir)
+        log.info("model bundle verified", extra={"bundle": str(bundle.path), "digest": bundle.digest})
+        return bundle, None
     except BundleError as error:
         log.error("model bundle refused: %s", error)
         return None, str(error)
@@ -79,15 +87,30 @@ def cgroup_cpu_limit(v2: Path = _CGROUP_V2_CPU, v1_quota: Path = _CGROUP_V1_QUOT
     return None
 
 
-def connection_limit(max_in_flight: int, workers: int, backlog: int = GRANIAN_BACKLOG) -> int:
-    """Connections one worker accepts (granian's `backpressure`): always above MAX_IN_FLIGHT.
+def connection_limit(
+    max_in_flight: int, workers: int, backlog: int = GRANIAN_BACKLOG, open_files: int | None = None
+) -> int:
+    """Connections one worker accepts (granian's `backpressure`): above MAX_IN_FLIGHT, within the fd limit.
 
-    granian takes a permit before accept() and holds it until the connection closes, idle keep-alive time
-    included; past the limit connections wait unanswered in the kernel's backlog. Keeping it at twice
-    MAX_IN_FLIGHT (at least granian's own default, backlog/workers) lets excess requests reach the app,
-    which answers them 503 at once, instead of leaving clients hanging.
+    granian takes a permit before accept() and holds it until the connection closes; past the limit
+    connections wait unanswered in the kernel's backlog. Keeping it at twice MAX_IN_FLIGHT (at least
+    granian's own default, backlog/workers) lets excess requests reach the app, which answers them 503 at
+    once, instead of leaving clients hanging. A connection that sends nothing holds its permit at most
+    HEADER_READ_SECONDS, so holding every permit takes a fresh connection per permit every
+    HEADER_READ_SECONDS, which per-client limits at the ingress stop. The permits stay under the worker's
+    open-file limit: past it accept() fails with EMFILE instead of waiting.
     """
-    return max(backlog // workers, 2 * max_in_flight)
+    limit = max(backlog // workers, 2 * max_in_flight)
+    files = open_file_limit() if open_files is None else open_files
+    return max(1, min(limit, files - RESERVED_FILES))
+
+
+def open_file_limit() -> int:
+    """The process's soft RLIMIT_NOFILE (inherited by the workers); a large number when unlimited."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def _prepare_runtime_dir() -> Path:
@@ -110,7 +133,7 @@ def _preload_libraries(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, runtime_dir: Path) -> int:
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
     from mlkube.server.app import build_app
@@ -124,7 +147,11 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
         workers=workers,
         websockets=False,
         backpressure=connection_limit(settings.max_in_flight, workers),
-        http1_settings=HTTP1Settings(header_read_timeout=10_000),
+        # HTTP/1 only: in `auto` mode hyper-util first waits, with no timer, for the bytes that tell HTTP/1
+        # from HTTP/2, so a connection that never sends one was never closed; hyper's HTTP/1 server starts
+        # the header timeout at accept and again after each answer on a keep-alive connection
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_SECONDS * 1000),
         log_dictconfig=logging_config(settings.log_level),
         respawn_failed_workers=True,
         respawn_interval=0.5,
@@ -137,8 +164,11 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
             "model": bundle.metadata.name if bundle else settings.model_name,
             "version": settings.model_version or (bundle.metadata.version if bundle else None),
             "runtime": settings.model_runtime,
+            "bundle": str(bundle.path) if bundle else None,
             "url": f"http://{settings.host}:{settings.port}",
             "workers": workers,
+            "auth": "on" if settings.auth_enabled else "off",
+            "api_keys": len(settings.api_key),
         },
     )
     loader = partial(build_app, settings, bundle, load_error, runtime_dir / DRAIN_MARKER)

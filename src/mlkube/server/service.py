@@ -1,4 +1,6 @@
-"""The prediction service: validated rows in, the notes' answers out. Knows nothing of HTTP.
+"""The model service: the loaded model, its rows checked and scored, the simple API's answer per row.
+
+Knows nothing of HTTP; the data plane (`dataplane.py`) drives it for every route.
 
 `load()` builds the predictor and proves it with a warm-up row; until that passes, `ready` is False and
 `reason` says why, so a bad bundle keeps a pod out of the Service instead of crashing it in a loop.
@@ -12,15 +14,15 @@ from itertools import chain
 import numpy as np
 from numpy.typing import NDArray
 
+from mlkube.api.numbers import FLOAT32_MAX
+from mlkube.api.simple import Prediction
 from mlkube.errors import InvalidInput, MlkubeError
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Predictor, Scores, load_predictor
-from mlkube.server.schemas import Prediction
 from mlkube.settings import Settings
 
 log = logging.getLogger("mlkube.server")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_OUT_OF_RANGE = f"feature values must lie within ±{_FLOAT32_MAX:.3e}"
+_OUT_OF_RANGE = f"feature values must lie within ±{FLOAT32_MAX:.3e}"
 
 
 class ModelService:
@@ -70,7 +72,7 @@ class ModelService:
         self._check_widths(rows)
         if len(rows) == 1:  # a single row: checking 4 Python floats beats numpy's per-call overhead
             row = rows[0]
-            if not (min(row) >= -_FLOAT32_MAX and max(row) <= _FLOAT32_MAX):
+            if not (min(row) >= -FLOAT32_MAX and max(row) <= FLOAT32_MAX):
                 raise InvalidInput(_OUT_OF_RANGE)
             return np.array(rows, dtype=np.float32)
         values = chain.from_iterable(rows)  # flat: numpy builds it twice as fast as from nested lists
@@ -104,7 +106,7 @@ class ModelService:
         return np.round(top, 6).tolist()  # type: ignore[no-any-return]
 
     def predictions(self, classes: list[int], confidences: list[float]) -> list[Prediction]:
-        """The notes' four keys per row."""
+        """The simple API's four keys per row."""
         names = self.class_names
         version = self.version
         return [

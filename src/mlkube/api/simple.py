@@ -1,4 +1,4 @@
-"""Request and response bodies of the notes' API. msgspec decodes and checks types in one pass."""
+"""The simple API's bodies: `POST /predict`, `GET /health`, `GET /ready`, and every route's error body."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import msgspec
 
 
 class PredictRequest(msgspec.Struct, kw_only=True):
-    """`{"features": [...]}` (the notes' single row) or `{"instances": [[...], ...]}` (a batch)."""
+    """`{"features": [...]}` (one row) or `{"instances": [[...], ...]}` (a batch)."""
 
     features: list[float] | None = None
     instances: list[list[float]] | None = None
 
 
 class Prediction(msgspec.Struct, gc=False):
-    """The notes' answer, key for key (scalars only, so the garbage collector need not track it)."""
+    """One row's answer, exactly these four keys (scalars only: the garbage collector need not track it)."""
 
     prediction: int
     class_name: str

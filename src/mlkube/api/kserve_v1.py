@@ -1,0 +1,32 @@
+"""KServe's V1 protocol (TensorFlow Serving's row format): its request and answer bodies."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class V1PredictRequest(msgspec.Struct):
+    """One list of feature values per row."""
+
+    instances: list[list[float]]
+
+
+class V1Predictions(msgspec.Struct):
+    """The predicted class index of every row, in order."""
+
+    predictions: list[int]
+
+
+class V1Models(msgspec.Struct):
+    models: list[str]
+
+
+class V1ModelStatus(msgspec.Struct):
+    name: str
+    ready: bool
+
+
+class V1Liveness(msgspec.Struct):
+    """`GET /` for a client that does not ask for HTML: KServe's SDK checks `status == "alive"`."""
+
+    status: str

@@ -1,0 +1,211 @@
+"""The data plane: everything a prediction route does that is not its protocol's wire format.
+
+One `DataPlane` per worker, and every route goes through it: the simple API, the model page, KServe V1
+and the Open Inference Protocol (V2). It owns
+
+- readiness: the model loaded and its warm-up passed, and the worker not draining (`why_not_ready`);
+  `ModelNotReady` (503) is raised here, never by a route;
+- scoring: rows are checked and made the model's float32 array (`ModelService.rows_to_array`), joined
+  with other requests' rows by the worker's `MicroBatcher`, scored, and counted in the prediction metrics
+  (`mlkube_predictions`, `mlkube_prediction_confidence`, `mlkube_model_call_rows`) whichever route asked;
+- the answers: the simple API's four keys per row, with every class's probability for the page;
+- the model's identity (name, version, the model check of the V1/V2 paths) and its card.
+
+The hot path (`POST /predict`) calls two plain methods around one await: `submit(rows)` returns the
+batcher's future, `answers(scores)` shapes and counts the result. No coroutine of its own, so routing
+through the data plane costs the request nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlkube.api.page import ClassScores, FeatureCard, ModelCard, ProbaPrediction
+from mlkube.api.simple import Prediction
+from mlkube.errors import ModelNotReady, NotFound
+from mlkube.model.bundle import Bundle
+from mlkube.model.runtime import Scores
+from mlkube.server.batching import MicroBatcher
+from mlkube.server.metrics import Metrics
+from mlkube.server.service import ModelService
+from mlkube.settings import Settings
+
+DRAINING = "shutting down"
+_SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
+
+
+class DataPlane:
+    """One worker's model behind every route: readiness, scoring with micro-batching and metrics, the card."""
+
+    def __init__(self, settings: Settings, service: ModelService, drain_marker: Path) -> None:
+        self.settings = settings
+        self.service = service
+        self.metrics = Metrics(service.name, service.version)
+        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, self.metrics.observe_model_call)
+        self._drain_marker = str(drain_marker)
+        self._card: ModelCard | None = None
+
+    def start(self, loop: Any) -> None:
+        """In the worker, before the first request: load and warm the model, attach the timers."""
+        self.service.load()
+        self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
+        self.metrics.attach(loop.call_later)
+        self.batcher.attach(loop)
+
+    # --- identity and readiness -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def version(self) -> str:
+        return self.service.version
+
+    @property
+    def n_features(self) -> int:
+        return self.service.n_features
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.service.class_names
+
+    @property
+    def model_ready(self) -> bool:
+        """The model is loaded and warm (what a model-level probe asks; draining is the server's)."""
+        return self.service.ready
+
+    def why_not_ready(self) -> str | None:
+        """None when the worker should get traffic: model loaded and warm, no SIGTERM yet; else why not."""
+        if os.path.exists(self._drain_marker):  # noqa: PTH110 - a stat per probe; the marker is a str path
+            return DRAINING
+        if not self.service.ready:
+            return self.service.reason
+        return None
+
+    def require_model(self) -> Bundle:
+        """The loaded model's bundle, or ModelNotReady."""
+        service = self.service
+        if service.predictor is None or service.bundle is None:
+            raise ModelNotReady(service.reason)
+        return service.bundle
+
+    def check_model(self, params: Mapping[str, str]) -> None:
+        """404 unless a V1/V2 path names this model (and, when it names one, this version)."""
+        service = self.service
+        if params["name"] != service.name:
+            raise NotFound(f"unknown model {params['name']!r}: this server serves {service.name!r}")
+        version = params.get("version")
+        if version is not None and version != service.version:
+            raise NotFound(
+                f"model {service.name!r} has no version {version!r}: this server serves {service.version!r}"
+            )
+
+    # --- scoring ----------------------------------------------------------------------------------
+
+    def submit(self, rows: list[list[float]]) -> asyncio.Future[Scores]:
+        """Check `rows` and queue them for this turn's model call; ModelNotReady if there is no model."""
+        service = self.service
+        if service.predictor is None:
+            raise ModelNotReady(service.reason)
+        return self.batcher.score(service.rows_to_array(rows))
+
+    def submit_array(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
+        """As `submit`, for rows a protocol has already made the model's float32 [rows, features] array."""
+        service = self.service
+        if service.predictor is None:
+            raise ModelNotReady(service.reason)
+        return self.batcher.score(rows)
+
+    def answers(self, scores: Scores) -> list[Prediction]:
+        """The four keys per row (prediction, class_name, confidence, version); the rows are counted."""
+        service = self.service
+        confidences = service.confidences(scores)
+        answers = service.predictions(scores.classes.tolist(), confidences)
+        self.metrics.observe_scores(service.class_names, scores, confidences)
+        return answers
+
+    def answers_with_probabilities(self, scores: Scores) -> list[ProbaPrediction]:
+        """`answers` plus every class's probability (6 decimals), in class order."""
+        probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
+        return [
+            ProbaPrediction(answer.prediction, answer.class_name, answer.confidence, answer.version, row)
+            for answer, row in zip(self.answers(scores), probabilities, strict=True)
+        ]
+
+    def observe(self, scores: Scores) -> Scores:
+        """Count scores a protocol shapes itself (V1, V2) in the prediction metrics; return them."""
+        service = self.service
+        self.metrics.observe_scores(service.class_names, scores, service.confidences(scores))
+        return scores
+
+    # --- the model card ---------------------------------------------------------------------------
+
+    def card(self) -> ModelCard:
+        """The served model's card: the bundle's metadata with the display class names and version."""
+        bundle = self.require_model()
+        if self._card is None:
+            self._card = _model_card(bundle, self.service, self.settings.model_runtime)
+        return self._card
+
+
+def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:
+    metadata = bundle.metadata
+    stats = {stat.name: stat for stat in metadata.features}
+    features = [
+        FeatureCard(name, stats[name].min, stats[name].max, stats[name].mean)
+        if name in stats
+        else FeatureCard(name)
+        for name in metadata.feature_names
+    ]
+    return ModelCard(
+        name=metadata.name,
+        version=service.version,
+        created_at=metadata.created_at,
+        description=metadata.description,
+        runtime=runtime,
+        class_names=service.class_names,
+        features=features,
+        samples=metadata.samples,
+        metrics={key: metadata.metrics[key] for key in _SCALAR_METRICS if key in metadata.metrics},
+        per_class=_per_class(metadata.metrics.get("per_class"), metadata.class_names),
+        confusion_matrix=_matrix(metadata.metrics.get("confusion_matrix")),
+        params=metadata.params,
+    )
+
+
+def _per_class(value: object, class_names: list[str]) -> list[ClassScores]:
+    """metadata.json keys per-class scores by the training class names; the card lists them in order."""
+    if not isinstance(value, Mapping):
+        return []
+    found = []
+    for name in class_names:
+        scores = value.get(name)
+        if not isinstance(scores, Mapping):
+            return []
+        found.append(
+            ClassScores(
+                _float(scores.get("precision")),
+                _float(scores.get("recall")),
+                _float(scores.get("f1-score")),
+                scores.get("support") if isinstance(scores.get("support"), int) else None,
+            )
+        )
+    return found
+
+
+def _matrix(value: object) -> list[list[int]]:
+    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+        return []
+    return [[int(count) for count in row] for row in value]
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,0 +1,85 @@
+"""Scores out as the V2 outputs asked for: `predict`, `predict_proba` and `label`, as JSON or binary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from mlkube.api.open_inference import (
+    OUTPUT_NAMES,
+    InferenceResponse,
+    OutputName,
+    Parameters,
+    RequestOutput,
+    ResponseOutput,
+)
+from mlkube.model.runtime import Scores
+from mlkube.server.tensors.binary import bytes_tensor, with_blobs
+
+_encode = msgspec.json.Encoder().encode
+
+
+def output_tensors(
+    requested: Sequence[RequestOutput] | None,
+    all_binary: bool,
+    scores: Scores,
+    class_names: Sequence[str],
+) -> tuple[list[ResponseOutput], list[bytes]]:
+    """The outputs asked for (all when none are), and the bytes of those asked for in binary."""
+    wanted = [(output.name, _wants_binary(output, all_binary)) for output in requested or ()]
+    if not wanted:
+        wanted = [(name, all_binary) for name in OUTPUT_NAMES]
+    outputs: list[ResponseOutput] = []
+    blobs: list[bytes] = []
+    for name, binary in wanted:
+        output, blob = _output(name, binary, scores, class_names)
+        outputs.append(output)
+        if blob is not None:
+            blobs.append(blob)
+    return outputs, blobs
+
+
+def _wants_binary(output: RequestOutput, default: bool) -> bool:
+    value = (output.parameters or {}).get("binary_data", default)
+    return value is True
+
+
+def _output(
+    name: OutputName, binary: bool, scores: Scores, class_names: Sequence[str]
+) -> tuple[ResponseOutput, bytes | None]:
+    rows = len(scores.classes)
+    data: list[Any]
+    if name == "predict":
+        shape, datatype = [rows], "INT64"
+        blob = scores.classes.astype("<i8").tobytes() if binary else None
+        data = [] if binary else scores.classes.tolist()
+    elif name == "predict_proba":
+        shape, datatype = list(scores.probabilities.shape), "FP32"
+        blob = scores.probabilities.astype("<f4").tobytes() if binary else None
+        data = [] if binary else _rounded(scores.probabilities)
+    else:
+        shape, datatype = [rows], "BYTES"
+        labels = [class_names[index] for index in scores.classes.tolist()]
+        blob = bytes_tensor(labels) if binary else None
+        data = labels
+    if blob is not None:
+        parameters: Parameters = {"binary_data_size": len(blob)}
+        return ResponseOutput(name=name, shape=shape, datatype=datatype, parameters=parameters), blob
+    return ResponseOutput(name=name, shape=shape, datatype=datatype, data=data), None
+
+
+def _rounded(probabilities: NDArray[np.float32]) -> list[Any]:
+    """6 decimals: float32 sums of tree votes would print as 0.8999999761581421."""
+    if len(probabilities) == 1:  # one row: plain Python beats numpy's per-call overhead
+        return [round(value, 6) for value in probabilities[0].tolist()]
+    rounded: list[Any] = np.round(probabilities.astype(np.float64), 6).ravel().tolist()
+    return rounded
+
+
+def encode_response(response: InferenceResponse, blobs: Sequence[bytes]) -> tuple[bytes, int | None]:
+    """The body, and the JSON header's length when binary outputs follow it."""
+    return with_blobs(_encode(response), blobs)
