@@ -87,8 +87,9 @@ def test_status_shows_each_pods_version() -> None:
     assert shown.returncode == 0
     assert "Deployment ml-model-deployment:" in shown.stdout
     pods = [line for line in shown.stdout.splitlines() if line.startswith("  ml-model-deployment-")]
-    assert pods
-    assert all(line.split()[-1] == "v2" for line in pods if " Running " in line)
+    running = [line for line in pods if " Running " in line]
+    assert running, shown.stdout
+    assert [line.split()[-1] for line in running] == ["v2"] * len(running)
     assert "HPA ml-model-hpa:" in shown.stdout
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 ENV_DIR = "FAKE_KUBECTL_DIR"
 _RECORDED_ENV = ("DOCKER_", "MINIKUBE_", "KUBECONFIG")
+_GLOBAL_FLAGS = ("--context", "--namespace")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -45,6 +46,14 @@ class Call:
     @property
     def line(self) -> str:
         return " ".join([self.tool, *self.argv])
+
+    @property
+    def command(self) -> list[str]:
+        """argv without kubectl's leading global flags (--context X, --namespace X): `get pods ...`."""
+        args = list(self.argv)
+        while len(args) >= 2 and args[0] in _GLOBAL_FLAGS:
+            args = args[2:]
+        return args
 
 
 class FakeKubectl:

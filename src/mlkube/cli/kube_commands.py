@@ -13,7 +13,7 @@ import typer
 from mlkube.cli._output import friendly_errors
 from mlkube.kube import deploy as deploying
 from mlkube.kube import history as histories
-from mlkube.kube import image, loadtest, names, verify
+from mlkube.kube import image, loadjob, loadtest, names, verify
 from mlkube.kube import release as releasing
 from mlkube.kube import status as statuses
 from mlkube.kube.kubectl import Kubectl, Target
@@ -40,7 +40,10 @@ KeyFileOpt = Annotated[
 TimeoutOpt = Annotated[
     float,
     typer.Option(
-        "--timeout", parser=parse_duration, help="Rollout deadline (180s, 5m).", show_default="180s"
+        "--timeout",
+        parser=parse_duration,
+        help="Fail a rollout that makes no progress for this long, or a smoke test not passing by then.",
+        show_default="180s",
     ),
 ]
 PollOpt = Annotated[
@@ -91,12 +94,20 @@ def deploy(
     poll: PollOpt = 1.0,
     url: UrlOpt = None,
     no_smoke: NoSmokeOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Apply even when the cluster runs another image than the overlay's (a release)."
+        ),
+    ] = False,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Apply the overlay (creating the API-key Secret if missing), wait for the rollout, smoke-test it."""
-    request = deploying.DeployRequest(overlay, manifests, api_key_file, timeout, poll, not no_smoke, url)
+    request = deploying.DeployRequest(
+        overlay, manifests, api_key_file, timeout, poll, not no_smoke, url, force
+    )
     with friendly_errors():
         deploying.deploy(_kubectl(context, namespace, dry_run), request)
 
@@ -110,7 +121,7 @@ def status(
 ) -> None:
     """Deployment, pods (ready, restarts, node, model version), HPA and the Service's URL."""
     with friendly_errors():
-        statuses.status(_kubectl(context, namespace), versions=versions)
+        statuses.status(_kubectl(context, namespace).pinned(), versions=versions)
 
 
 def smoke(
@@ -149,7 +160,7 @@ def release(
 def history(context: ContextOpt = None, namespace: NamespaceOpt = None) -> None:
     """The Deployment's revisions with image, model version and change-cause."""
     with friendly_errors():
-        kubectl = _kubectl(context, namespace)
+        kubectl = _kubectl(context, namespace).pinned()
         histories.print_history(kubectl.out, histories.revisions(kubectl))
 
 
@@ -187,11 +198,29 @@ def load(
     max_errors: Annotated[
         float, typer.Option(min=0, max=1, help="Failed share that makes the exit code 1.")
     ] = 0.01,
+    in_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--in-cluster",
+            help="Run the load as a Job in the cluster, against the Service (reaches every pod).",
+        ),
+    ] = False,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Steady load at --rps for --duration: achieved rate, latency percentiles, errors, replica changes."""
+    if in_cluster:
+        if url is not None or api_key_file is not None:
+            raise typer.BadParameter(
+                "--in-cluster targets the Service with the cluster's key: no --url/--api-key-file"
+            )
+        command = loadjob.load_command(rps, duration, every, concurrency, max_errors)
+        with friendly_errors():
+            loadjob.run_in_cluster(
+                _kubectl(context, namespace, dry_run), command, duration, watch=watch, watch_every=every
+            )
+        return
     request = loadtest.LoadRequest(
         rps,
         duration,
