@@ -81,9 +81,3 @@ def server_v3(model_dir: Path) -> Iterator[RunningServer]:
 
 def host_port(server: RunningServer) -> str:
     return server.url.removeprefix("http://")
-
-
-def printer() -> tuple[Output, io.StringIO]:
-    """mlkube's Output writing plain text into a buffer the test reads."""
-    buffer = io.StringIO()
-    return Output(Console(file=buffer, highlight=False, soft_wrap=True, color_system=None)), buffer
