@@ -26,6 +26,8 @@ from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer, free_port, server_env
 from tests.support import run_mlkube as mlkube
 
+SMOKE_KEY = "smoke-key-1-8f2a3c"  # pragma: allowlist secret
+
 
 def ready(url: str) -> bool:
     try:
@@ -40,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("served")
     trained = mlkube("train", "--model-dir", str(root / "models"), "--version", "v5")
     assert trained.returncode == 0, trained.stderr
-    (root / "key").write_text("smoke-key-1\n", encoding="utf-8")
+    (root / "key").write_text(SMOKE_KEY + "\n", encoding="utf-8")
     env = server_env(
         {
             "MODEL_DIR": str(root / "models"),
@@ -69,7 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-key"
-    path.write_text("smoke-key-1\n", encoding="utf-8")
+    path.write_text(SMOKE_KEY + "\n", encoding="utf-8")
     return path
 
 
@@ -80,11 +82,11 @@ def test_smoke_passes_and_exits_zero(served: str, key_file: Path) -> None:
     assert "✓ POST /predict (the notes' row): setosa (0), confidence" in result.stdout
     assert "✓ POST /predict (batch of 3): setosa, versicolor, virginica" in result.stdout
     assert "✓ reported version: v5 as expected" in result.stdout
-    assert "smoke-key-1" not in result.stdout + result.stderr
+    assert SMOKE_KEY not in result.stdout + result.stderr
 
 
 def test_smoke_takes_the_key_from_the_environment(served: str) -> None:
-    env = {**os.environ, "MLKUBE_API_KEY": "smoke-key-1"}  # pragma: allowlist secret
+    env = {**os.environ, "MLKUBE_API_KEY": SMOKE_KEY}  # pragma: allowlist secret
     assert mlkube("smoke", "--url", served, env=env).returncode == 0
 
 
@@ -250,7 +252,7 @@ def test_load_reconnects_so_new_pods_get_traffic(served: str) -> None:
     relay = CountingRelay(served)
     try:
         once = LoadPlan(
-            relay.url, rps=20, duration=1.5, api_key="smoke-key-1", concurrency=2, tick=10, reconnect_every=60
+            relay.url, rps=20, duration=1.5, api_key=SMOKE_KEY, concurrency=2, tick=10, reconnect_every=60
         )
         run_load(once, lambda elapsed, window: None)
         kept = relay.accepted
@@ -259,7 +261,7 @@ def test_load_reconnects_so_new_pods_get_traffic(served: str) -> None:
             relay.url,
             rps=20,
             duration=1.5,
-            api_key="smoke-key-1",
+            api_key=SMOKE_KEY,
             concurrency=2,
             tick=10,
             reconnect_every=0.2,
