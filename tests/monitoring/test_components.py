@@ -62,8 +62,13 @@ def test_overlays_with_the_components_pass_strict_schema_validation(
     assert not_validated == CUSTOM_RESOURCES, "every built-in kind is validated, only these are not"
 
 
+CLUSTER_SCOPED_KINDS = {"Namespace", "PriorityClass"}
+
+
 def test_new_objects_carry_the_notes_label_and_the_overlays_namespace(rendered: Rendered) -> None:
-    namespaces = {doc["metadata"].get("namespace") for doc in rendered.docs if doc["kind"] != "Namespace"}
+    namespaces = {
+        doc["metadata"].get("namespace") for doc in rendered.docs if doc["kind"] not in CLUSTER_SCOPED_KINDS
+    }
     assert len(namespaces) == 1, "all in the overlay's namespace (none: minikube's default)"
     for doc in [*rendered.all("PodMonitor"), *rendered.all("PrometheusRule"), *rendered.all("ConfigMap")]:
         assert doc["metadata"]["labels"]["app"] == "ml-model"

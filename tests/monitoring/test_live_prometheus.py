@@ -198,7 +198,9 @@ def not_yet_evaluated(prometheus: Prometheus) -> list[str]:
         if not prometheus.query(f'{name}{{namespace="{NAMESPACE}",model_version="v1"}}')
     ]
     pending = {alert["labels"]["alertname"] for alert in prometheus.alerts()}
-    return waiting + sorted({"MLKubeModelNotReady", "MLKubeHighErrorRatio"} - pending)
+    return waiting + sorted(
+        {"MLKubeModelNotReady", "MLKubeHighErrorRatio", "MLKubeClassShareShift"} - pending
+    )
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +249,22 @@ def test_prediction_rules_give_class_shares_and_their_shift(loaded: Prometheus) 
     assert value_of(psi, **SERVING) == pytest.approx(0, abs=1e-9), "both windows hold the same traffic"
 
 
-def test_alerts_go_pending_for_the_refusing_server_only(loaded: Prometheus) -> None:
+def test_input_drift_rules_compare_recent_classes_with_training_and_count_out_of_range(
+    loaded: Prometheus,
+) -> None:
+    out_of_range = loaded.query("mlkube:feature_out_of_range_share:ratio_rate5m")
+    assert out_of_range, "one series per feature of the serving model"
+    assert all(float(sample["value"][1]) == 0 for sample in out_of_range), "the load sends training rows"
+    recent = loaded.query("mlkube:recent_class_share:ratio")
+    assert value_of(recent, class_name="setosa", **SERVING) == pytest.approx(2 / 3)
+    assert value_of(recent, class_name="versicolor", **SERVING) == 0
+    training = loaded.query("mlkube:training_class_share:max")
+    assert value_of(training, class_name="setosa", **SERVING) == pytest.approx(1 / 3, abs=0.01)
+    psi = value_of(loaded.query("mlkube:class_share_psi:recent_vs_training"), **SERVING)
+    assert psi > 0.2, "2:0:1 against Iris' even training classes is a shift"
+
+
+def test_alerts_go_pending_for_the_refusing_server_and_the_shifted_classes(loaded: Prometheus) -> None:
     active = {
         (alert["labels"]["alertname"], alert["state"], alert["labels"]["namespace"])
         for alert in loaded.alerts()
@@ -255,6 +272,8 @@ def test_alerts_go_pending_for_the_refusing_server_only(loaded: Prometheus) -> N
     assert active == {
         ("MLKubeModelNotReady", "pending", BROKEN_NAMESPACE),
         ("MLKubeHighErrorRatio", "pending", BROKEN_NAMESPACE),
+        # the load's classes are 2:0:1 where training's were even: the input-drift alert is pending
+        ("MLKubeClassShareShift", "pending", NAMESPACE),
     }
     [not_ready] = [a for a in loaded.alerts() if a["labels"]["alertname"] == "MLKubeModelNotReady"]
     assert not_ready["labels"]["pod"] == REFUSING_POD

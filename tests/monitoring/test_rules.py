@@ -23,7 +23,8 @@ def exported_metrics() -> set[str]:
     """The sample names mlkube's /metrics carries, from the metric objects themselves."""
     names = set()
     for collector in (metrics.REQUESTS, metrics.LATENCY, metrics.PREDICTIONS, metrics.CONFIDENCE,
-                      metrics.CALL_ROWS, metrics.MODEL_INFO):  # fmt: skip
+                      metrics.CALL_ROWS, metrics.MODEL_INFO, metrics.OUT_OF_RANGE,
+                      metrics.RECENT_PREDICTIONS, metrics.TRAINING_CLASS_SHARE):  # fmt: skip
         for family in collector.describe():
             names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
     return names
@@ -162,4 +163,5 @@ def test_plain_prometheus_config_loads_the_rules_and_keeps_the_rules_labels(tmp_
     assert result.returncode == 0, explain(result)
     targets = {relabel.get("target_label") for relabel in job["relabel_configs"]}
     grouped = {label for e in sources.rule_expressions() for label in e.usage.grouping_labels}
-    assert grouped - {"le", "class_name", "model_name", "model_version"} <= targets
+    from_the_pods = {"le", "class_name", "feature", "model_name", "model_version"}  # mlkube's own labels
+    assert grouped - from_the_pods <= targets

@@ -8,6 +8,8 @@ and the Open Inference Protocol (V2). It owns
 - scoring: rows are checked and made the model's float32 array (`ModelService.rows_to_array`), joined
   with other requests' rows by the worker's `MicroBatcher`, scored, and counted in the prediction metrics
   (`mlkube_predictions`, `mlkube_prediction_confidence`, `mlkube_model_call_rows`) whichever route asked;
+- the drift signals: each model call's rows checked against the training ranges (`drift.RangeWatch`, on
+  the joined batch, not per request), and the merged signals of all workers in the card;
 - the answers: the simple API's four keys per row, with every class's probability for the page;
 - the model's identity (name, version, the model check of the V1/V2 paths) and its card.
 
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -33,11 +37,21 @@ from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Scores
 from mlkube.server.batching import MicroBatcher
+from mlkube.server.drift import (
+    RangeWatch,
+    drift_signals,
+    forget_dead_workers,
+    merged_samples,
+    training_class_shares,
+    watched_features,
+)
 from mlkube.server.metrics import Metrics
 from mlkube.server.service import ModelService
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
+_FOLDERS = re.compile(r"(?<![\w.~+-])(?:[\w.~+-]*/)+(?=[\w.~+-])")
+_HASH_PREFIX = re.compile(r"\b[0-9a-f]{8,}…|\b[0-9a-f]{16,}\b")  # "3f2a9c41deadbe…" or whole digests
 _SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
 
 
@@ -48,7 +62,12 @@ class DataPlane:
         self.settings = settings
         self.service = service
         self.metrics = Metrics(service.name, service.version)
-        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, self.metrics.observe_model_call)
+        metadata = service.bundle.metadata if service.bundle is not None else None
+        watch = RangeWatch.for_model(metadata, self.metrics.observe_out_of_range) if metadata else None
+        self.batcher = MicroBatcher(
+            _scoring(service, watch), settings.micro_batch_rows, self.metrics.observe_model_call
+        )
+        self._training_shares = training_class_shares(metadata) if metadata else None
         self._drain_marker = str(drain_marker)
         self._card: ModelCard | None = None
 
@@ -56,6 +75,10 @@ class DataPlane:
         """In the worker, before the first request: load and warm the model, attach the timers."""
         self.service.load()
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
+        forget_dead_workers()
+        if self.service.bundle is not None and self.service.ready:
+            features = watched_features(self.service.bundle.metadata)
+            self.metrics.watch_drift(features, self.service.class_names, self._training_shares)
         self.metrics.attach(loop.call_later)
         self.batcher.attach(loop)
 
@@ -87,14 +110,14 @@ class DataPlane:
         if os.path.exists(self._drain_marker):  # noqa: PTH110 - a stat per probe; the marker is a str path
             return DRAINING
         if not self.service.ready:
-            return self.service.reason
+            return public_reason(self.service.reason)
         return None
 
     def require_model(self) -> Bundle:
         """The loaded model's bundle, or ModelNotReady."""
         service = self.service
         if service.predictor is None or service.bundle is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return service.bundle
 
     def check_model(self, params: Mapping[str, str]) -> None:
@@ -114,14 +137,14 @@ class DataPlane:
         """Check `rows` and queue them for this turn's model call; ModelNotReady if there is no model."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(service.rows_to_array(rows))
 
     def submit_array(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
         """As `submit`, for rows a protocol has already made the model's float32 [rows, features] array."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(rows)
 
     def answers(self, scores: Scores) -> list[Prediction]:
@@ -154,6 +177,40 @@ class DataPlane:
         if self._card is None:
             self._card = _model_card(bundle, self.service, self.settings.model_runtime)
         return self._card
+
+    def card_with_drift(self) -> ModelCard:
+        """The card with the drift signals of every running worker, merged as /metrics merges them."""
+        card = self.card()
+        self.metrics.flush()
+        samples = merged_samples(self.name, self.version)
+        metadata = self.require_model().metadata
+        features = watched_features(metadata)
+        signals = drift_signals(samples, features, self.class_names, self._training_shares)
+        return msgspec.structs.replace(card, drift=signals)
+
+
+def _scoring(service: ModelService, watch: RangeWatch | None) -> Callable[[NDArray[np.float32]], Scores]:
+    """The model call the batcher makes: the model's, then (when the bundle has training ranges) its rows
+    counted against them, once per call on the joined rows."""
+    if watch is None:
+        return service.score
+    score, check = service.score, watch.check
+
+    def score_and_check_ranges(rows: NDArray[np.float32]) -> Scores:
+        scores = score(rows)
+        check(rows)
+        return scores
+
+    return score_and_check_ranges
+
+
+def public_reason(reason: str) -> str:
+    """Why the model is not ready, as the open probes say it: file names without their folders, no hash.
+
+    `/ready` answers anyone; the folders say how the pod is laid out and the digests which bundle it
+    expects. The log line written when the bundle was refused keeps the whole reason.
+    """
+    return _HASH_PREFIX.sub("…", _FOLDERS.sub("", reason))
 
 
 def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:

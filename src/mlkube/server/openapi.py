@@ -39,10 +39,12 @@ _TAGS = (
 
 
 def example_row(plane: DataPlane) -> list[float]:
-    """A plausible row for examples: the training means of the features, to 2 decimals."""
-    bundle = plane.service.bundle
-    if bundle is not None and bundle.metadata.features:
-        return [round(stat.mean, 2) for stat in bundle.metadata.features]
+    """The row of the examples: zeros, one per feature.
+
+    /openapi.json is open, so its example must come from nothing the key protects: the training means,
+    ranges and sample rows are the model card's (/model). Zeros follow from the feature count alone, which
+    the request schema states anyway, and are a row every model scores.
+    """
     return [0.0] * plane.n_features
 
 

@@ -17,6 +17,7 @@ from mlkube.api.open_inference import (
     RequestOutput,
     ResponseOutput,
 )
+from mlkube.errors import InferenceError
 from mlkube.model.runtime import Scores
 from mlkube.server.tensors.binary import bytes_tensor, with_blobs
 
@@ -29,8 +30,13 @@ def output_tensors(
     scores: Scores,
     class_names: Sequence[str],
 ) -> tuple[list[ResponseOutput], list[bytes]]:
-    """The outputs asked for (all when none are), and the bytes of those asked for in binary."""
+    """The outputs asked for (all when none are), and the bytes of those asked for in binary.
+
+    Each output at most once: a thousand copies of one name would make a thousand copies of its tensor.
+    """
     wanted = [(output.name, _wants_binary(output, all_binary)) for output in requested or ()]
+    if len({name for name, _ in wanted}) != len(wanted):
+        raise InferenceError("'outputs' names an output more than once: ask for each at most once")
     if not wanted:
         wanted = [(name, all_binary) for name in OUTPUT_NAMES]
     outputs: list[ResponseOutput] = []
