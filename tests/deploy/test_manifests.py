@@ -9,7 +9,7 @@ from typing import Any
 
 from mlkube.settings import Settings
 from tests.deploy.dockerfile import parse_dockerfile
-from tests.deploy.rendered import Doc, Rendered
+from tests.deploy.rendered import Doc, Rendered, pod_env
 from tests.deploy.tools import DOCKERFILE, REPO
 from tests.support import RunningServer
 
@@ -46,18 +46,6 @@ def container_port(container: Doc, port: int | str) -> int:
     named = [p["containerPort"] for p in container["ports"] if p.get("name") == port]
     assert named, f"no container port named {port!r}"
     return int(named[0])
-
-
-def pod_env(rendered: Rendered) -> dict[str, str]:
-    """What the server sees: the ConfigMap's keys (envFrom), then the container's own env."""
-    env: dict[str, str] = {}
-    for source in rendered.container.get("envFrom", []):
-        config_map = next(
-            d for d in rendered.all("ConfigMap") if d["metadata"]["name"] == source["configMapRef"]["name"]
-        )
-        env.update(config_map["data"])
-    env.update({item["name"]: item["value"] for item in rendered.container.get("env", [])})
-    return env
 
 
 def prestop_seconds(container: Doc) -> float:

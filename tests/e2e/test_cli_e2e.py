@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_mlkube
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -50,17 +51,10 @@ def context(kubectl: str) -> str:
 
 
 def mlkube(*args: str, timeout: float = 600, namespaced: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLKUBE_API_KEY": KEY}
+    """tests.support.run_mlkube in this module's namespace, with the key, from the repository's root."""
     flags = ["--namespace", NAMESPACE[0]] if namespaced else []
-    result = subprocess.run(
-        [sys.executable, "-m", "mlkube", *args, *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    env = {**os.environ, "MLKUBE_API_KEY": KEY}
+    result = run_mlkube(*args, *flags, env=env, cwd=ROOT, timeout=timeout)
     print(result.stdout, result.stderr, sep="\n")  # shown when a test fails
     return result
 

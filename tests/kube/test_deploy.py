@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,7 @@ from mlkube.kube.deploy import overlay_image
 from tests.kube import cluster
 from tests.kube.conftest import PINNED, current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.support import RunningServer, start_server
-
-KEY = "k-3f9a-only-in-tests"
-
-
-@pytest.fixture(scope="module")
-def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": KEY}) as running:
-        yield running
+from tests.support import KEY, RunningServer
 
 
 @pytest.fixture

@@ -24,16 +24,9 @@ from tests.kube import cluster
 from tests.kube.conftest import PINNED, current_context, printer, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer, free_port, server_env
+from tests.support import run_mlkube as mlkube
 
 SMOKE_KEY = "smoke-key-1-8f2a3c"  # pragma: allowlist secret
-
-
-def mlkube(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlkube", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 def ready(url: str) -> bool:

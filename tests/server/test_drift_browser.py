@@ -7,19 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import NOTES_ROW
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, start_server
+from tests.support import RunningServer, start_server
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 SEPAL_LENGTH_LOW = [1.0, 3.5, 1.4, 0.2]
 REFRESH_TIMEOUT_MS = 15_000  # the page reads the signals again every 10 s
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found (Debian package chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +27,16 @@ def fresh_server(model_dir: Path) -> Iterator[RunningServer]:
 
 
 @pytest.fixture(scope="module")
-def page(fresh_server: RunningServer) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        context.set_default_timeout(10_000)
-        opened = context.new_page()
-        errors: list[str] = []
-        opened.on("pageerror", lambda error: errors.append(str(error)))
-        opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        yield opened
-        assert errors == []
-        browser.close()
+def page(fresh_server: RunningServer, browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    yield opened
+    assert errors == []
+    context.close()
 
 
 def predict(server: RunningServer, row: list[float]) -> None:

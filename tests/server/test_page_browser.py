@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from tests.server.test_page import KEY
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, require_tool, start_server
+from tests.support import KEY, RunningServer, png_size
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -40,16 +39,6 @@ class Tab:
         return [m.text for m in self.console if m.type == "error"] + self.errors
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=require_tool("chromium", CHROMIUM), args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def tab(browser: Browser) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -60,12 +49,6 @@ def tab(browser: Browser) -> Iterator[Tab]:
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     yield opened
     context.close()
-
-
-@pytest.fixture(scope="module")
-def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": KEY}) as running:
-        yield running
 
 
 def open_page(tab: Tab, server: RunningServer) -> Page:
@@ -201,4 +184,7 @@ def test_screenshot_of_the_page(tab: Tab, server: RunningServer) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "model-page.png"
     page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
+    document = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
+    assert png_size(path.read_bytes()) == tuple(document)  # the whole page, at the viewport's width
