@@ -77,7 +77,7 @@ def bundle_copy(model_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium driven by Playwright; missing, it skips (fails under CI=true), as every system tool."""
+    """Debian's chromium driven by Playwright; missing, it skips (fails under CI=true) like every tool."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
