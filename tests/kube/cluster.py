@@ -43,7 +43,7 @@ def deployment(
     mounts: str = "ml-model-secret",
     pull_policy: str = "IfNotPresent",
 ) -> dict[str, Any]:
-    """A Deployment; by default rolled out with `replicas` pods, the key mounted from Secret `mounts`;
+    """A Deployment; by default rolled out with `replicas` pods, the key mounted from the object `mounts`;
     `version` is what `mlkube release` recorded in its annotation."""
     recorded = {VERSION_ANNOTATION: version} if version else {}
     return {

@@ -15,6 +15,8 @@ from tests.kube import cluster
 from tests.kube.conftest import PINNED, current_context, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 
+MOUNTED_SECRET = "ml-model-secret-5f2k8m"  # pragma: allowlist secret - a name, not a key
+
 LOG = (
     "sending 800 req/s of the notes' /predict payload to http://ml-model-service:5000 for 120s\n"
     "achieved 799.1 req/s of 800 asked over 120.0s: 95892 ok, 0 errors\n"
@@ -26,9 +28,7 @@ def a_cluster(fake: FakeKubectl, job_replies: list[dict[str, Any]]) -> None:
     fake.on(
         "get",
         "deployment/ml-model-deployment",
-        reply=reply_json(
-            cluster.deployment(image="ml-model:v3", pull_policy="Never", mounts="ml-model-secret-5f2k8m")
-        ),
+        reply=reply_json(cluster.deployment(image="ml-model:v3", pull_policy="Never", mounts=MOUNTED_SECRET)),
     )
     fake.on("get", "hpa/ml-model-hpa", reply=reply_json(cluster.hpa(current=140, replicas=2, desired=5)))
     fake.on("delete", "job", "ml-model-load", reply={"stdout": 'job.batch "ml-model-load" deleted\n'})
@@ -63,7 +63,7 @@ def test_in_cluster_load_runs_the_image_against_the_service(fake: FakeKubectl) -
     ]
     assert "--api-key-file" in container["command"]
     [volume] = pod["volumes"]
-    assert volume["secret"]["secretName"] == "ml-model-secret-5f2k8m", "the Secret the pods mount"
+    assert volume["secret"]["secretName"] == MOUNTED_SECRET, "the Secret the pods mount"
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["activeDeadlineSeconds"] == 120 + loadjob.START_ALLOWANCE
     lines = fake.lines()

@@ -32,7 +32,7 @@ from tests.support import RunningServer, free_port, start_server
 
 NAMESPACE, BROKEN_NAMESPACE = "mlkube-test", "mlkube-broken"
 DEPLOYMENT = "ml-model-deployment"
-POD_TEMPLATE_HASH = "7d9f8c6b5"
+POD_TEMPLATE_HASH = "7d9f8c6b5"  # pragma: allowlist secret
 SERVING_POD = f"{DEPLOYMENT}-{POD_TEMPLATE_HASH}-x2k4q"  # a Deployment's pod name, as Flagger and Argo expect
 REFUSING_POD = f"{DEPLOYMENT}-{POD_TEMPLATE_HASH}-r9z8w"
 SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]

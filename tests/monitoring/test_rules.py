@@ -39,7 +39,7 @@ def all_expressions() -> list[sources.Expression]:
             for selector, _ in sources.dashboard_variable_queries()
         ),
         *sources.flagger_expressions("ml-model", "ml-model-deployment"),
-        *sources.argo_expressions("ml-model", "7d9f8c6b5"),
+        *sources.argo_expressions("ml-model", "7d9f8c6b5"),  # pragma: allowlist secret
         *sources.adapter_expressions("ml-model", "ml-model-deployment-7d9f8c6b5-x2k4q"),
     ]
 
