@@ -15,7 +15,7 @@ from mlkube.kube.errors import KubeError
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
 from mlkube.kube.rollout import wait_for_rollout
-from mlkube.kube.secret import ensure_secret, local_key, mounted_secret
+from mlkube.kube.secret import KEY_ENV, ensure_secret, local_key, mounted_secret, refuse_short_keys
 from mlkube.kube.verify import smoke_rollout
 
 _NAMESPACE = re.compile(r"^namespace:\s*(\S+)", re.MULTILINE)
@@ -96,6 +96,7 @@ def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
     """Apply the overlay, create the Secret if missing, wait for the rollout, smoke-test each new pod."""
     folder = overlay_dir(request.manifests, request.overlay)
     key = local_key(request.api_key_file)
+    refuse_short_keys(key, "--api-key-file" if request.api_key_file else f"${KEY_ENV}")
     namespace = overlay_namespace(folder)
     if namespace and not kubectl.target.namespace:
         kubectl = kubectl.in_namespace(namespace)
