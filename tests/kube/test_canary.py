@@ -296,6 +296,14 @@ def test_too_few_requests_hold_instead_of_passing() -> None:
     assert judge(many, many, Thresholds()).outcome == "pass"
 
 
+def test_without_class_counts_the_distribution_is_not_judged() -> None:
+    """A regressor's metrics count no classes (and carry no value quantiles): PSI shows `-`."""
+    values = Counts({"200": 50.0}, {0.01: 50.0, float("inf"): 50.0}, {})
+    verdict = judge(values, values, Thresholds())
+    assert verdict.outcome == "pass"
+    assert verdict.row[-1] == "-"
+
+
 # --- whole runs -------------------------------------------------------------------------------------
 
 

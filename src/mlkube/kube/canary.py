@@ -336,7 +336,7 @@ def _always_removed(kubectl: Kubectl, run: _Run) -> Iterator[None]:
         with _signals_ignored(handled):
             _remove(kubectl)
         if handled:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     if interrupted:
         raise CanaryAborted(run.interrupted())
 
@@ -391,6 +391,7 @@ def _analyse(kubectl: Kubectl, stable: Deployment, options: CanaryOptions, failu
     needed = options.checks_per_step
     holds_allowed = max(3, 2 * needed)
     passed = held = 0
+    noted = False
     _pods(kubectl, stable, reader)  # the baseline: each pod's counts so far
     out.info("  " + _ROW.format("check", "requests s/c", "success s/c", "p99 s/c", "PSI", "result"))
     number = 0
@@ -401,6 +402,12 @@ def _analyse(kubectl: Kubectl, stable: Deployment, options: CanaryOptions, failu
         verdict = judge(stable_counts, canary_counts, options.thresholds)
         result = verdict.outcome + (f": {'; '.join(verdict.reasons)}" if verdict.outcome != "pass" else "")
         out.info("  " + _ROW.format(str(number), *verdict.row, result))
+        if verdict.outcome != "hold" and not (stable_counts.classes or canary_counts.classes) and not noted:
+            noted = True
+            out.info(
+                "  (no class counts on either side, as from a regressor: mlkube's metrics carry no "
+                "quantiles of predicted values, so the prediction distribution is not compared)"
+            )
         if verdict.outcome == "pass":
             passed += 1
         elif verdict.outcome == "hold":
