@@ -403,6 +403,36 @@ def test_a_canary_without_traffic_holds_then_gives_up(
     assert reason.startswith("error: no data: 3 checks with fewer than 10 prediction requests on a side")
 
 
+def test_a_pinned_canary_reads_the_pinned_copy_of_the_config_map(
+    fake: FakeKubectl, pods: dict[str, RunningServer], stable_pods: list[RunningServer]
+) -> None:
+    """--model-sha256 with --canary: the canary pods get the pin the promotion will give the stable ones."""
+    stable = cluster.deployment(image="ml-model:v1", version="v1", revision=1, replicas=2)
+    container = stable["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"] = [{"configMapRef": {"name": "ml-model-config-5hk2m8f9t4"}}]
+    fake.on("get", "deployment/ml-model-deployment", reply=reply_json(stable))
+    fake.on("get", "configmap", reply=reply_json({"data": {"LOG_LEVEL": "INFO"}}))
+    scenario(fake, stable_pods, [pods["good-b"]])
+    digest = "ab" * 32
+    result = run_cli(
+        "release",
+        "--image",
+        "ml-model:v3",
+        "--canary",
+        "25",
+        "--model-sha256",
+        digest,
+        *FAST,
+        "--interval",
+        "0.2s",
+    )
+    assert result.exit_code == 1, "no traffic: it holds, then gives up"
+    config, canary = [json.loads(c.stdin) for c in fake.calls() if c.command[:1] == ["apply"]]
+    assert config["data"] == {"LOG_LEVEL": "INFO", "MODEL_SHA256": digest}
+    canary_container = canary["spec"]["template"]["spec"]["containers"][0]
+    assert canary_container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+
+
 def test_an_error_during_the_analysis_removes_the_canary(fake: FakeKubectl) -> None:
     current_context(fake)
     fake.on("get", "deployment/ml-model-canary", "--ignore-not-found", reply={"stdout": ""})

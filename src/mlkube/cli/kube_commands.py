@@ -52,6 +52,13 @@ PollOpt = Annotated[
     typer.Option("--poll", parser=parse_duration, help="How often to check the rollout.", show_default="1s"),
 ]
 NoSmokeOpt = Annotated[bool, typer.Option("--no-smoke", help="Skip the smoke test after the rollout.")]
+Sha256Opt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-sha256",
+        help="Pin the bundle: its digest (`mlkube models show`) as MODEL_SHA256 in the ConfigMap.",
+    ),
+]
 
 
 def _kubectl(context: str | None, namespace: str | None, dry_run: bool = False) -> Kubectl:
@@ -101,13 +108,14 @@ def deploy(
             "--force", help="Apply even when the cluster runs another image than the overlay's (a release)."
         ),
     ] = False,
+    model_sha256: Sha256Opt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Apply the overlay (creating the API-key Secret if missing), wait for the rollout, smoke-test it."""
     request = deploying.DeployRequest(
-        overlay, manifests, api_key_file, timeout, poll, not no_smoke, url, force
+        overlay, manifests, api_key_file, timeout, poll, not no_smoke, url, force, model_sha256
     )
     with friendly_errors():
         deploying.deploy(_kubectl(context, namespace, dry_run), request)
@@ -155,6 +163,7 @@ def release(
     poll: PollOpt = 1.0,
     url: UrlOpt = None,
     no_smoke: NoSmokeOpt = False,
+    model_sha256: Sha256Opt = None,
     canary_percent: Annotated[
         float | None,
         typer.Option(
@@ -235,7 +244,7 @@ def release(
 ) -> None:
     """Roll out a new image; if it stalls or fails the smoke test, undo it and exit non-zero saying why.
     With --canary, first run it beside the stable pods and compare their metrics."""
-    checks = releasing.Checks(timeout, poll, url, api_key_file, not no_smoke)
+    checks = releasing.Checks(timeout, poll, url, api_key_file, not no_smoke, model_sha256)
     kubectl = _kubectl(context, namespace, dry_run)
     if canary_percent is None:
         with friendly_errors():

@@ -33,6 +33,7 @@ from mlkube.kube import names
 from mlkube.kube.errors import ClusterUnreachable, KubeError
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, ObjectList, Pod, decode
+from mlkube.kube.pin import PinnedConfig, checked_digest, pin_config
 from mlkube.kube.podmetrics import (
     MAX_METRICS_BYTES,
     Counts,
@@ -258,7 +259,10 @@ def release_canary(
     )
     run = _Run(image)
     with _always_removed(kubectl, run):
-        _apply_canary(kubectl, canary_manifest(stable_json, image, version, steps[0].replicas))
+        manifest = canary_manifest(stable_json, image, version, steps[0].replicas)
+        if checks.model_sha256:
+            _pin(manifest, pin_config(kubectl, stable, checked_digest(checks.model_sha256)))
+        _apply_canary(kubectl, manifest)
         failures = _Failures(options.max_failures)
         for number, step in enumerate(steps, start=1):
             if number > 1:
@@ -295,6 +299,12 @@ def canary_manifest(stable: dict[str, Any], image: str, version: str, replicas: 
     }
     metadata = {"name": CANARY, "labels": labels, "annotations": annotations}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
+
+
+def _pin(manifest: dict[str, Any], pinned: PinnedConfig) -> None:
+    """Point the canary at the pinned copy of the ConfigMap, as the promotion will the stable pods."""
+    container = manifest["spec"]["template"]["spec"]["containers"][pinned.container]
+    container["envFrom"][pinned.env_from]["configMapRef"]["name"] = pinned.name
 
 
 def _apply_canary(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
