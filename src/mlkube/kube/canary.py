@@ -244,8 +244,8 @@ def release_canary(
     if kubectl.dry_run:
         _dry_run(kubectl, image, version, options)
         return
-    stable_json = json.loads(kubectl.run("get", f"deployment/{names.DEPLOYMENT}", "-o", "json").stdout)
-    stable = decode(json.dumps(stable_json), Deployment)
+    described = kubectl.run("get", f"deployment/{names.DEPLOYMENT}", "-o", "json").stdout
+    stable_json, stable = decode(described, dict[str, Any]), decode(described, Deployment)
     if kubectl.find(Deployment, f"deployment/{CANARY}", quiet=True) is not None:
         raise KubeError(
             f"a canary Deployment {CANARY} exists already (another release in progress, or one killed): "

@@ -24,7 +24,7 @@ from mlkube.errors import ConfigError
 from mlkube.kube import names
 from mlkube.kube.errors import KubeError
 from mlkube.kube.kubectl import Kubectl
-from mlkube.kube.objects import Deployment
+from mlkube.kube.objects import Deployment, decode
 
 CONFIG = "ml-model-config"
 PIN_KEY = "MODEL_SHA256"
@@ -72,7 +72,7 @@ class PinnedConfig:
 def pin_config(kubectl: Kubectl, deployment: Deployment, digest: str) -> PinnedConfig:
     """Apply a copy of the Deployment's ConfigMap with MODEL_SHA256 set, named after its content."""
     container, env_from, current = _config_ref(deployment)
-    found = json.loads(kubectl.run("get", "configmap", current, "-o", "json", quiet=True).stdout)
+    found = decode(kubectl.run("get", "configmap", current, "-o", "json", quiet=True).stdout, dict[str, Any])
     data = {**found.get("data", {}), PIN_KEY: digest}
     content = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     name = f"{_HASH_SUFFIX.sub('', current)}-{content}"
