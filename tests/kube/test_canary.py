@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from mlkube.kube.canary import (
     CanaryOptions,
@@ -41,6 +42,7 @@ from mlkube.kube.podmetrics import (
 )
 from mlkube.model.datasets import Dataset, load_iris_dataset
 from mlkube.model.train import TrainParams, train_bundle
+from tests.deploy.tools import REPO, run, tool
 from tests.kube import cluster
 from tests.kube.conftest import PINNED, current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
@@ -260,6 +262,45 @@ def test_the_canary_manifest_copies_the_stable_spec_with_its_own_selector() -> N
     assert manifest["spec"]["template"]["spec"]["volumes"] == STABLE["spec"]["template"]["spec"]["volumes"]
     assert "status" not in manifest
     assert STABLE["spec"]["selector"] == {"matchLabels": {"app": "ml-model"}}, "the stable one untouched"
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("overlay", ["minikube", "production"])
+def test_the_canary_of_the_real_manifests_validates_and_is_selected_right(
+    overlay: str, tmp_path: Path
+) -> None:
+    """Built from the rendered overlay's Deployment: valid for Kubernetes 1.30 and 1.35 (strict); the
+    Service, the PodDisruptionBudget and the NetworkPolicy select its pods as they select the stable
+    ones; its own selector does not select the stable pods; the HPA scales the stable Deployment only."""
+    folder = REPO / "deploy" / "kubernetes" / "overlays" / overlay
+    rendered = run([tool("kubectl"), "kustomize", str(folder)], timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    objects = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered.stdout) if doc}
+    stable = objects["Deployment"]
+    manifest = canary_manifest(stable, "ml-model:v3", "v3", 1)
+    manifest["metadata"]["namespace"] = stable["metadata"].get("namespace", "default")
+    written = tmp_path / "canary.yaml"
+    written.write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    for version in ("1.30.0", "1.35.0"):
+        checked = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, str(written)])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    stable_labels = stable["spec"]["template"]["metadata"]["labels"]
+    canary_labels = manifest["spec"]["template"]["metadata"]["labels"]
+    assert canary_labels == {**stable_labels, "track": "canary"}
+    selectors = [
+        objects["Service"]["spec"]["selector"],
+        objects["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+    ]
+    if "NetworkPolicy" in objects:
+        selectors.append(objects["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"])
+    for selector in selectors:
+        assert _selects(selector, stable_labels)
+        assert _selects(selector, canary_labels)
+    assert not _selects(manifest["spec"]["selector"]["matchLabels"], stable_labels)
+    assert objects["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == "ml-model-deployment"
 
 
 def test_counts_come_from_real_exposition_text_and_survive_a_restart(pods: dict[str, RunningServer]) -> None:

@@ -7,8 +7,6 @@ patch (the cluster is a FakeKubectl scenario, the new pods real local servers)."
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,22 @@ import pytest
 import yaml
 
 from mlkube.kube.pin import pinned_overlay
+from tests.deploy.tools import REPO, run, tool
 from tests.kube import cluster
 from tests.kube.conftest import PINNED, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.kube.test_release import new_pods, release_steps
 from tests.support import RunningServer
 
-REPO = Path(__file__).resolve().parents[2]
 DIGEST = "3f2a" + "0" * 60
 CONFIG = "ml-model-config-5hk2m8f9t4"
 
 
 def rendered(folder: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is installed on this machine (the manifest tests use it too)"
-    text = subprocess.run(
-        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    """The real `kubectl kustomize` output, as objects."""
+    result = run([tool("kubectl"), "kustomize", str(folder)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def config_of(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
