@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from mlkube.kube.canary import (
     CanaryOptions,
@@ -44,7 +45,7 @@ from mlkube.model.datasets import Dataset, load_iris_dataset
 from mlkube.model.train import TrainParams, train_bundle
 from tests.deploy.tools import REPO, run, tool
 from tests.kube import cluster
-from tests.kube.conftest import PINNED, current_context, host_port, run_cli
+from tests.kube.conftest import APP, PINNED, current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.kube.test_release import new_pods
 from tests.support import RunningServer, start_server
@@ -499,6 +500,14 @@ def test_a_dry_run_prints_the_plan_and_runs_nothing(fake: FakeKubectl) -> None:
     assert result.exit_code == 0, result.output
     assert "$ kubectl apply -f - <<< ml-model-canary: the stable spec, the new image" in result.stdout
     assert "/proxy/metrics" in result.stdout
+    assert fake.calls() == []
+
+
+def test_analysis_options_without_canary_are_refused(fake: FakeKubectl) -> None:
+    args = ["release", "--image", "ml-model:v3", "--analysis", "5m"]
+    result = CliRunner().invoke(APP, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "add --canary PERCENT" in result.output
     assert fake.calls() == []
 
 

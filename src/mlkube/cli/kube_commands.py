@@ -247,6 +247,10 @@ def release(
     checks = releasing.Checks(timeout, poll, url, api_key_file, not no_smoke, model_sha256)
     kubectl = _kubectl(context, namespace, dry_run)
     if canary_percent is None:
+        if analysis is not None or steps != "10,25,50" or interval != 60.0:
+            raise typer.BadParameter(
+                "--analysis, --steps and --interval judge a canary: add --canary PERCENT"
+            )
         with friendly_errors():
             releasing.release(kubectl, image_ref, model_version, checks)
         return
