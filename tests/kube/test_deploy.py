@@ -126,6 +126,30 @@ def test_api_key_file_is_read_and_piped(
     assert base64.b64decode(json.loads(created.stdin)["data"]["API_KEY"]).decode() == KEY
 
 
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_a_key_shorter_than_the_server_accepts_is_refused_before_anything_is_applied(
+    fake: FakeKubectl, manifests: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    short = "change-me"  # pragma: allowlist secret
+    args = ["deploy", "--manifests", str(manifests)]
+    if where == "env":
+        monkeypatch.setenv("MLKUBE_API_KEY", f"{KEY},{short}")
+    else:
+        key_file = tmp_path / "api-key"
+        key_file.write_text(short + "\n", encoding="utf-8")
+        args += ["--api-key-file", str(key_file)]
+    result = run_cli(*args)
+    assert result.exit_code == 1
+    source, position = (
+        ("$MLKUBE_API_KEY", "key 2 of 2") if where == "env" else ("--api-key-file", "key 1 of 1")
+    )
+    assert (
+        f"error: the API key from {source}: {position} has 9 characters, fewer than the 16" in result.stderr
+    )
+    assert short not in result.output
+    assert fake.calls() == []
+
+
 def test_a_failed_smoke_test_fails_the_deploy(
     fake: FakeKubectl, keyed_server: RunningServer, manifests: Path
 ) -> None:

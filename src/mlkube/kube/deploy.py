@@ -14,8 +14,10 @@ from mlkube.kube import names
 from mlkube.kube.errors import KubeError
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
+from mlkube.kube.pin import CONFIG, PIN_KEY, checked_digest, pinned_overlay
 from mlkube.kube.rollout import wait_for_rollout
-from mlkube.kube.secret import ensure_secret, local_key, mounted_secret
+from mlkube.kube.runner import Completed
+from mlkube.kube.secret import KEY_ENV, ensure_secret, local_key, mounted_secret, refuse_short_keys
 from mlkube.kube.verify import smoke_rollout
 
 _NAMESPACE = re.compile(r"^namespace:\s*(\S+)", re.MULTILINE)
@@ -33,6 +35,7 @@ class DeployRequest:
     smoke: bool = True
     url: str | None = None
     force: bool = False
+    model_sha256: str | None = None
 
 
 def overlay_dir(manifests: Path, overlay: str) -> Path:
@@ -92,10 +95,22 @@ def refuse_undoing_a_release(kubectl: Kubectl, folder: Path) -> None:
     )
 
 
+def _apply(kubectl: Kubectl, folder: Path, digest: str | None) -> Completed:
+    """`kubectl apply -k` the overlay; with a digest, through a kustomization that merges MODEL_SHA256
+    into its ml-model-config (a new hashed name, so the pods roll and an undo keeps the old pin)."""
+    if digest is None:
+        return kubectl.run("apply", "-k", str(folder))
+    with pinned_overlay(folder, digest) as pinned:
+        note = f"{folder} with {PIN_KEY}={digest[:12]}… merged into {CONFIG}"
+        return kubectl.run("apply", "-k", str(pinned), note=note)
+
+
 def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
     """Apply the overlay, create the Secret if missing, wait for the rollout, smoke-test each new pod."""
     folder = overlay_dir(request.manifests, request.overlay)
     key = local_key(request.api_key_file)
+    refuse_short_keys(key, "--api-key-file" if request.api_key_file else f"${KEY_ENV}")
+    digest = checked_digest(request.model_sha256) if request.model_sha256 else None
     namespace = overlay_namespace(folder)
     if namespace and not kubectl.target.namespace:
         kubectl = kubectl.in_namespace(namespace)
@@ -109,7 +124,7 @@ def deploy(kubectl: Kubectl, request: DeployRequest) -> None:
         )
         if not request.force:
             refuse_undoing_a_release(kubectl, folder)
-    applied = kubectl.run("apply", "-k", str(folder))
+    applied = _apply(kubectl, folder, digest)
     for line in applied.stdout.splitlines():
         out.info(f"  {line}")
     # After the apply: the overlay may create the namespace, or generate the Secret under a hashed name.

@@ -43,6 +43,7 @@ class NamedRef(_Object):
 
 class EnvFromSource(_Object):
     secret_ref: NamedRef | None = None
+    config_map_ref: NamedRef | None = None
 
 
 class KeyToPath(_Object):

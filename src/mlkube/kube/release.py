@@ -14,6 +14,7 @@ from mlkube.kube.history import current_revision, recorded_version, revisions
 from mlkube.kube.image import tag_of
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
+from mlkube.kube.pin import PIN_KEY, PinnedConfig, checked_digest, image_and_config_patch, pin_config
 from mlkube.kube.rollout import wait_for_rollout
 from mlkube.kube.secret import local_key
 from mlkube.kube.verify import probe_version, smoke_rollout
@@ -31,6 +32,8 @@ class Checks:
     url: str | None = None
     api_key_file: Path | None = None
     smoke: bool = True
+    model_sha256: str | None = None
+    """Pin the bundle: MODEL_SHA256 in a copy of the Deployment's ConfigMap, part of the new revision."""
 
 
 def version_from_image(image: str) -> str | None:
@@ -43,10 +46,13 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
     version = model_version or version_from_image(image)
     if not version:
         raise ConfigError(f"cannot tell the model version from {image!r} (no tag): pass --model-version")
+    digest = checked_digest(checks.model_sha256) if checks.model_sha256 else None
     key = local_key(checks.api_key_file)
     kubectl = kubectl.pinned()
     out = kubectl.out
     if kubectl.dry_run:
+        if digest:
+            out.info(f"(dry run) then: a copy of the Deployment's ConfigMap with {PIN_KEY}={digest} applied")
         _change(kubectl, image, version)
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
         _smoke(kubectl, key, version, checks)
@@ -62,7 +68,7 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
     )
     if old_version is None and checks.smoke:
         old_version = probe_version(kubectl, url=checks.url, api_key=key)
-    _change(kubectl, image, version)
+    _change(kubectl, image, version, pin_config(kubectl, before, digest) if digest else None)
     try:
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
         if checks.smoke:
@@ -107,10 +113,15 @@ def rollback(kubectl: Kubectl, to: int | None, checks: Checks) -> None:
     )
 
 
-def _change(kubectl: Kubectl, image: str, version: str) -> None:
-    """The notes' `kubectl set image`, then the change-cause on the new revision (after, not before: the
-    controller copies the Deployment's annotations onto the ReplicaSet of the current template)."""
-    kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
+def _change(kubectl: Kubectl, image: str, version: str, pinned: PinnedConfig | None = None) -> None:
+    """The notes' `kubectl set image` (with a pin: the image and the pinned ConfigMap in one patch), then
+    the change-cause on the new revision (after, not before: the controller copies the Deployment's
+    annotations onto the ReplicaSet of the current template)."""
+    if pinned is None:
+        kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
+    else:
+        patch = image_and_config_patch(pinned, image)
+        kubectl.run("patch", _DEPLOYMENT, "--type=json", "-p", patch, note="image and pin: one revision")
     kubectl.run(
         "annotate",
         _DEPLOYMENT,
