@@ -77,12 +77,12 @@ class ClassIndex:
     """Turns the labels a model predicts (its `classes_` values) into class indexes 0..k-1."""
 
     def __init__(self, labels: list[int | str]) -> None:
-        self._identity = not labels or labels == list(range(len(labels)))
+        self.identity = not labels or labels == list(range(len(labels)))
         self._lookup = {str(label): index for index, label in enumerate(labels)}
 
     def __call__(self, predicted: Any) -> NDArray[np.int64]:
         array = np.asarray(predicted).reshape(-1)
-        if self._identity and array.dtype.kind in "iu":
+        if self.identity and array.dtype.kind in "iu":
             return array.astype(np.int64, copy=False)
         try:
             return np.asarray([self._lookup[str(_plain(value))] for value in array], dtype=np.int64)
@@ -129,6 +129,7 @@ class OnnxPredictor:
         outputs = metadata.outputs
         self._outputs = [outputs.value] if self._regressor else [outputs.label, outputs.probabilities]
         self._class_index = ClassIndex(metadata.class_labels)
+        self._plain_classifier = not self._regressor and self._class_index.identity
         self._check_shape(bundle)
 
     def _check_shape(self, bundle: Bundle) -> None:
@@ -142,6 +143,9 @@ class OnnxPredictor:
             )
 
     def predict(self, rows: NDArray[np.float32]) -> Scores:
+        if self._plain_classifier:  # the Iris path, per request: no label mapping, no feed copy
+            labels, probabilities = self._session.run(self._outputs, {self._input: rows})
+            return Scores(np.asarray(labels, dtype=np.int64), np.asarray(probabilities, dtype=np.float32))
         return self.predict_feeds({self._input: rows})
 
     def predict_feeds(self, feeds: Mapping[str, Any]) -> Scores:
