@@ -123,6 +123,9 @@ def test_a_cancelled_request_leaves_the_others_answered(iris_bundle: Bundle) -> 
     assert_same(answer, alone(model, ROWS[1:2]))
 
 
+JOIN_ROUNDS = 5
+
+
 @pytest.fixture(scope="module")
 def one_worker(model_dir: Path) -> Iterator[RunningServer]:
     with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1"}) as running:
@@ -133,21 +136,26 @@ def test_concurrent_http_requests_are_joined_and_each_answer_is_its_own(one_work
     distinct = [[float(v) + step for v in row] for row in ROWS.tolist() for step in (0.0, 0.1, 0.2, 0.3)]
     alone_answers = [one_worker.client.post("/predict", json={"features": row}).json() for row in distinct]
     assert len({answer["prediction"] for answer in alone_answers}) == 3  # a mixed-up slice would show
-    before = metric_samples(one_worker)
 
     def ask(index: int) -> tuple[int, dict[str, object]]:
         answer = one_worker.client.post("/predict", json={"features": distinct[index % len(distinct)]})
         assert answer.status_code == 200
         return index, answer.json()
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(ask, range(400)))
-    for index, answer in answers:
-        assert answer == alone_answers[index % len(distinct)]
-    rows_before = metric_value(before, "mlkube_model_call_rows_sum")
-    after = wait_for_metric(one_worker, "mlkube_model_call_rows_sum", rows_before + 400)
-    calls_before = metric_value(before, "mlkube_model_call_rows_count")
-    calls = metric_value(after, "mlkube_model_call_rows_count") - calls_before
-    rows = metric_value(after, "mlkube_model_call_rows_sum") - rows_before
-    assert rows == 400  # every row scored exactly once
+    # Joining needs requests that arrive in the same event-loop turn; on a machine busy with other work a
+    # round may see none, so up to ROUNDS rounds are sent (each checked whole) until one shows joined calls.
+    for _ in range(JOIN_ROUNDS):
+        before = metric_samples(one_worker)
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            answers = list(pool.map(ask, range(400)))
+        for index, answer in answers:
+            assert answer == alone_answers[index % len(distinct)]
+        rows_before = metric_value(before, "mlkube_model_call_rows_sum")
+        after = wait_for_metric(one_worker, "mlkube_model_call_rows_sum", rows_before + 400)
+        calls_before = metric_value(before, "mlkube_model_call_rows_count")
+        calls = metric_value(after, "mlkube_model_call_rows_count") - calls_before
+        rows = metric_value(after, "mlkube_model_call_rows_sum") - rows_before
+        assert rows == 400  # every row scored exactly once
+        if calls < rows:
+            break
     assert calls < rows  # and some calls held the rows of several requests
