@@ -24,6 +24,7 @@ import msgspec.inspect as types
 import pytest
 
 from mlkube.api.kserve_v1 import V1PredictRequest
+from mlkube.api.mlflow import InvocationsRequest
 from mlkube.api.open_inference import InferenceRequest
 from mlkube.api.simple import PredictRequest
 from mlkube.server.http import Route
@@ -205,6 +206,7 @@ def _rows_json(rows: list[Any]) -> bytes:
 ROWS_IN_BODY: dict[Any, Callable[[bytes, int], bytes]] = {
     PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
     V1PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    InvocationsRequest: lambda rows, count: b'{"inputs": ' + rows + b"}",
     InferenceRequest: lambda rows, count: (
         b'{"inputs": [{"name": "features", "datatype": "FP32", "shape": [%d, 4], "data": ' % count
         + rows

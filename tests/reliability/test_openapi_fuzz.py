@@ -73,6 +73,8 @@ CROSS_FIELD_RULES = re.compile(
     rb"'data' is not \d+ rows of \d+ values, as shape says"
     rb"|'data' has \d+ values, shape \[\d+, \d+\] needs"
     rb"|binary_data_size \d+ (is more than the \d+ bytes sent|does not hold)"
+    # MLflow's bodies: a dataframe_split row's length and values follow its `columns`; columns by name
+    rb"|dataframe_split: |the features have different numbers of values"
 )
 
 

@@ -115,7 +115,7 @@ def test_every_example_is_valid_and_answered_200(server: RunningServer, document
             assert request_validator(document, method, path).is_valid(body["example"]), path
             concrete = path.replace("{name}", "iris").replace("{version}", "v1")
             assert server.client.request(method, concrete, json=body["example"]).status_code == 200, path
-    assert examples == 5  # /predict, /predict/proba, V1 :predict, V2 infer with and without the version
+    assert examples == 6  # /predict, /predict/proba, V1 :predict, V2 infer (2 paths), /invocations
 
 
 V2 = "/v2/models/{name}/infer"

@@ -7,6 +7,7 @@ its own slice. One ONNX Runtime call costs about the same for 1 row as for 30, a
 retakes the GIL, so under load it cuts the CPU a request costs by about a quarter; alone, a request pays
 one extra loop hop (a few µs).
 
+A columns model's requests come as feeds (one [rows, 1] array per graph input), joined input by input.
 A request of `max_rows` rows or more is scored on its own at once: it is a batch already. If the joint call
 fails, every request is scored again on its own, so one request's failure never becomes its neighbours'.
 """
@@ -22,7 +23,10 @@ from numpy.typing import NDArray
 
 from mlkube.model.runtime import Scores
 
-Score = Callable[[NDArray[np.float32]], Scores]
+Batch = NDArray[np.float32] | dict[str, NDArray[Any]]
+"""A tensor model's [rows, features] array, or a columns model's feeds (see `server/features.py`)."""
+Score = Callable[[Any], Scores]
+"""Scores a `Batch` (the service's `score`; a test's scorer of arrays only)."""
 ObserveCall = Callable[[int], None]
 
 
@@ -34,7 +38,7 @@ class MicroBatcher:
         self.max_rows = max_rows
         self._observe_call = observe_call
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._arrays: list[NDArray[np.float32]] = []
+        self._arrays: list[Batch] = []
         self._waiting: list[asyncio.Future[Scores]] = []
         self._rows = 0
         self._scheduled = False
@@ -43,18 +47,19 @@ class MicroBatcher:
         """The worker's event loop (granian hands it to the app at start-up)."""
         self._loop = loop
 
-    def score(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
+    def score(self, rows: Batch) -> asyncio.Future[Scores]:
         """A future of `rows`' scores, resolved at the end of this loop turn (at once for a full batch)."""
         loop = self._loop or asyncio.get_running_loop()
         waiting: asyncio.Future[Scores] = loop.create_future()
-        if len(rows) >= self.max_rows:
+        count = _row_count(rows)
+        if count >= self.max_rows:
             self._settle([rows], [waiting])
             return waiting
-        if self._rows + len(rows) > self.max_rows:
+        if self._rows + count > self.max_rows:
             self.flush()
         self._arrays.append(rows)
         self._waiting.append(waiting)
-        self._rows += len(rows)
+        self._rows += count
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self.flush)
@@ -67,9 +72,9 @@ class MicroBatcher:
         if arrays:
             self._settle(arrays, waiting)
 
-    def _settle(self, arrays: list[NDArray[np.float32]], waiting: list[asyncio.Future[Scores]]) -> None:
+    def _settle(self, arrays: list[Batch], waiting: list[asyncio.Future[Scores]]) -> None:
         try:
-            scores = self._call(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+            scores = self._call(arrays[0] if len(arrays) == 1 else _join(arrays))
         except Exception as error:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(arrays) == 1:
                 _fail(waiting[0], error)
@@ -82,15 +87,33 @@ class MicroBatcher:
             return
         start = 0
         for rows, future in zip(arrays, waiting, strict=True):
-            end = start + len(rows)
-            _resolve(future, Scores(scores.classes[start:end], scores.probabilities[start:end]))
+            end = start + _row_count(rows)
+            _resolve(future, _slice(scores, start, end))
             start = end
 
-    def _call(self, rows: NDArray[np.float32]) -> Scores:
+    def _call(self, rows: Batch) -> Scores:
         scores = self._score(rows)
         if self._observe_call is not None:
-            self._observe_call(len(rows))
+            self._observe_call(_row_count(rows))
         return scores
+
+
+def _row_count(rows: Batch) -> int:
+    return len(rows) if not isinstance(rows, dict) else len(next(iter(rows.values())))
+
+
+def _join(batches: list[Batch]) -> Batch:
+    first = batches[0]
+    if not isinstance(first, dict):
+        return np.concatenate(batches)  # type: ignore[arg-type]
+    feeds: list[dict[str, NDArray[Any]]] = batches  # type: ignore[assignment]
+    return {key: np.concatenate([batch[key] for batch in feeds]) for key in first}
+
+
+def _slice(scores: Scores, start: int, end: int) -> Scores:
+    if scores.values is None:
+        return Scores(scores.classes[start:end], scores.probabilities[start:end])
+    return Scores(scores.classes, scores.probabilities[start:end], scores.values[start:end])
 
 
 def _resolve(future: asyncio.Future[Scores], scores: Scores) -> None:

@@ -25,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from mlkube.api.page import ClassScores, FeatureCard, ModelCard, ProbaPrediction
-from mlkube.api.simple import Prediction
+from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Scores
-from mlkube.server.batching import MicroBatcher
+from mlkube.server.batching import Batch, MicroBatcher
+from mlkube.server.features import FeatureReader
 from mlkube.server.metrics import Metrics
-from mlkube.server.service import ModelService
+from mlkube.server.service import ModelService, plain_values
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
@@ -78,6 +78,15 @@ class DataPlane:
         return self.service.class_names
 
     @property
+    def is_regressor(self) -> bool:
+        return self.service.is_regressor
+
+    @property
+    def features(self) -> FeatureReader:
+        """The input schema's checks: named features, text columns, missing values."""
+        return self.service.features
+
+    @property
     def model_ready(self) -> bool:
         """The model is loaded and warm (what a model-level probe asks; draining is the server's)."""
         return self.service.ready
@@ -117,8 +126,8 @@ class DataPlane:
             raise ModelNotReady(service.reason)
         return self.batcher.score(service.rows_to_array(rows))
 
-    def submit_array(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
-        """As `submit`, for rows a protocol has already made the model's float32 [rows, features] array."""
+    def submit_array(self, rows: Batch) -> asyncio.Future[Scores]:
+        """As `submit`, for rows a protocol has already made the model's input (`features.FeatureReader`)."""
         service = self.service
         if service.predictor is None:
             raise ModelNotReady(service.reason)
@@ -132,6 +141,21 @@ class DataPlane:
         self.metrics.observe_scores(service.class_names, scores, confidences)
         return answers
 
+    def value_answers(self, scores: Scores) -> list[ValuePrediction]:
+        """A regressor's answer per row, `prediction` (its value) and `version`; the values are counted."""
+        answers = self.service.value_predictions(scores)
+        self.metrics.observe_values(scores)
+        return answers
+
+    def labels(self, scores: Scores) -> list[int | str] | list[int] | list[float]:
+        """What the model predicts per row (its `classes_` values, or a regressor's values), counted."""
+        self.observe(scores)
+        if self.is_regressor:
+            return plain_values(scores)
+        labels = self.require_model().metadata.class_labels
+        indexes: list[int] = scores.classes.tolist()
+        return [labels[index] for index in indexes] if labels else list(indexes)
+
     def answers_with_probabilities(self, scores: Scores) -> list[ProbaPrediction]:
         """`answers` plus every class's probability (6 decimals), in class order."""
         probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
@@ -143,6 +167,9 @@ class DataPlane:
     def observe(self, scores: Scores) -> Scores:
         """Count scores a protocol shapes itself (V1, V2) in the prediction metrics; return them."""
         service = self.service
+        if service.is_regressor:
+            self.metrics.observe_values(scores)
+            return scores
         self.metrics.observe_scores(service.class_names, scores, service.confidences(scores))
         return scores
 
@@ -158,12 +185,9 @@ class DataPlane:
 
 def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:
     metadata = bundle.metadata
-    stats = {stat.name: stat for stat in metadata.features}
     features = [
-        FeatureCard(name, stats[name].min, stats[name].max, stats[name].mean)
-        if name in stats
-        else FeatureCard(name)
-        for name in metadata.feature_names
+        FeatureCard(spec.name, spec.min, spec.max, spec.mean, spec.kind, list(spec.categories), spec.missing)
+        for spec in metadata.input_schema().features
     ]
     return ModelCard(
         name=metadata.name,
@@ -178,6 +202,7 @@ def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCar
         per_class=_per_class(metadata.metrics.get("per_class"), metadata.class_names),
         confusion_matrix=_matrix(metadata.metrics.get("confusion_matrix")),
         params=metadata.params,
+        task=metadata.task,
     )
 
 

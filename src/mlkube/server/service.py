@@ -15,10 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlkube.api.numbers import FLOAT32_MAX
-from mlkube.api.simple import Prediction
+from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import InvalidInput, MlkubeError
-from mlkube.model.bundle import Bundle
+from mlkube.model.bundle import Bundle, InputSchema
 from mlkube.model.runtime import Predictor, Scores, load_predictor
+from mlkube.server.batching import Batch
+from mlkube.server.features import FeatureReader
 from mlkube.settings import Settings
 
 log = logging.getLogger("mlkube.server")
@@ -35,6 +37,10 @@ class ModelService:
         self.version = settings.model_version or (bundle.metadata.version if bundle else "unknown")
         self.name = bundle.metadata.name if bundle else settings.model_name
         self.n_features = bundle.metadata.n_features if bundle else 0
+        self.is_regressor = bundle.metadata.is_regressor if bundle else False
+        schema = bundle.metadata.input_schema() if bundle else InputSchema()
+        self.features = FeatureReader(schema, settings.max_batch_size)
+        """Checks named features and text columns against the input schema (the Iris list path never does)."""
 
     @property
     def ready(self) -> bool:
@@ -46,7 +52,7 @@ class ModelService:
             return  # the runner refused the bundle and said why, once: not once more per worker
         try:
             self.class_names = self._display_class_names(self.bundle)
-            self.predictor = load_predictor(self.bundle, self.settings.model_runtime)
+            self.predictor = load_predictor(self.bundle, self.settings.model_runtime, any_schema=True)
         except MlkubeError as error:
             self.reason = str(error)
             log.error("model not loaded: %s", self.reason)
@@ -91,9 +97,11 @@ class ModelService:
                 where = f"row {index}" if len(rows) > 1 else "features"
                 raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
 
-    def score(self, rows: NDArray[np.float32]) -> Scores:
+    def score(self, rows: Batch) -> Scores:
         if self.predictor is None:
             raise MlkubeError(f"model not ready: {self.reason}")
+        if isinstance(rows, dict):
+            return self.predictor.predict_feeds(rows)
         return self.predictor.predict(rows)
 
     @staticmethod
@@ -113,3 +121,16 @@ class ModelService:
             Prediction(index, names[index], confidence, version)
             for index, confidence in zip(classes, confidences, strict=True)
         ]
+
+    def value_predictions(self, scores: Scores) -> list[ValuePrediction]:
+        """A regressor's answer per row: its value and the version."""
+        version = self.version
+        return [ValuePrediction(value, version) for value in plain_values(scores)]
+
+
+def plain_values(scores: Scores) -> list[float]:
+    """A regressor's float32 values as the shortest decimals that read back as the same float32."""
+    values = scores.values
+    if values is None:
+        return []
+    return [float(str(value)) for value in values]

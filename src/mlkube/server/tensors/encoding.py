@@ -17,10 +17,13 @@ from mlkube.api.open_inference import (
     RequestOutput,
     ResponseOutput,
 )
+from mlkube.errors import InferenceError
 from mlkube.model.runtime import Scores
 from mlkube.server.tensors.binary import bytes_tensor, with_blobs
 
 _encode = msgspec.json.Encoder().encode
+VALUE_OUTPUTS: tuple[OutputName, ...] = ("predict",)
+"""A regressor's one output: its FP32 value per row."""
 
 
 def output_tensors(
@@ -32,7 +35,8 @@ def output_tensors(
     """The outputs asked for (all when none are), and the bytes of those asked for in binary."""
     wanted = [(output.name, _wants_binary(output, all_binary)) for output in requested or ()]
     if not wanted:
-        wanted = [(name, all_binary) for name in OUTPUT_NAMES]
+        names = OUTPUT_NAMES if scores.values is None else VALUE_OUTPUTS
+        wanted = [(name, all_binary) for name in names]
     outputs: list[ResponseOutput] = []
     blobs: list[bytes] = []
     for name, binary in wanted:
@@ -51,9 +55,15 @@ def _wants_binary(output: RequestOutput, default: bool) -> bool:
 def _output(
     name: OutputName, binary: bool, scores: Scores, class_names: Sequence[str]
 ) -> tuple[ResponseOutput, bytes | None]:
-    rows = len(scores.classes)
+    rows = len(scores.probabilities)
     data: list[Any]
-    if name == "predict":
+    if scores.values is not None:
+        if name != "predict":
+            raise InferenceError(f"output {name!r} is a classifier's: a regressor answers 'predict'")
+        blob = scores.values.astype("<f4").tobytes() if binary else None
+        data = [] if binary else [float(str(value)) for value in scores.values]
+        shape, datatype = [rows], "FP32"
+    elif name == "predict":
         shape, datatype = [rows], "INT64"
         blob = scores.classes.astype("<i8").tobytes() if binary else None
         data = [] if binary else scores.classes.tolist()
