@@ -25,13 +25,16 @@ def names(run_module: ModuleType, round_no: int) -> list[str]:
 
 
 def test_first_round_keeps_the_listed_order(run_module: ModuleType) -> None:
-    assert names(run_module, 1) == ["notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth"]
+    listed = ["notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth", "mlkube-wide"]
+    assert names(run_module, 1) == listed
 
 
 def test_each_round_starts_one_server_further_on(run_module: ModuleType) -> None:
-    assert names(run_module, 2) == ["mlserver", "mlkube", "mlkube-nolog", "mlkube-auth", "notes"]
-    assert names(run_module, 3) == ["mlkube", "mlkube-nolog", "mlkube-auth", "notes", "mlserver"]
-    assert names(run_module, 4) == names(run_module, 1)
+    mlkube = ["mlkube", "mlkube-nolog", "mlkube-auth"]  # the variants stay right after mlkube
+    assert names(run_module, 2) == ["mlserver", *mlkube, "mlkube-wide", "notes"]
+    assert names(run_module, 3) == [*mlkube, "mlkube-wide", "notes", "mlserver"]
+    assert names(run_module, 4) == ["mlkube-wide", "notes", "mlserver", *mlkube]
+    assert names(run_module, 5) == names(run_module, 1)
 
 
 def test_every_server_runs_once_per_round(run_module: ModuleType) -> None:
