@@ -158,7 +158,8 @@ class DataPlane:
 
     def answers_with_probabilities(self, scores: Scores) -> list[ProbaPrediction]:
         """`answers` plus every class's probability (6 decimals), in class order."""
-        probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
+        # + 0.0: a boosting model's softmax can round to -0.0, which JSON would print as such
+        probabilities = (np.round(scores.probabilities.astype(np.float64), 6) + 0.0).tolist()
         return [
             ProbaPrediction(answer.prediction, answer.class_name, answer.confidence, answer.version, row)
             for answer, row in zip(self.answers(scores), probabilities, strict=True)

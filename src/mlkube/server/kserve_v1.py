@@ -78,7 +78,7 @@ class KServeV1:
         plane = self.plane
         rows = instances_schema(plane, plane.settings.max_batch_size)
         request = Annotated[
-            V1PredictRequest, msgspec.Meta(extra_json_schema={"properties": {"instances": rows}})
+            V1NamedRequest, msgspec.Meta(extra_json_schema={"properties": {"instances": rows}})
         ]
         answer = V1Values if plane.is_regressor else V1Predictions
         return Operation(

@@ -162,7 +162,7 @@ def predict_operation(plane: DataPlane) -> Operation:
         },
     }
     return Operation(
-        request=Annotated[PredictRequest, msgspec.Meta(extra_json_schema=either)],
+        request=Annotated[NamedPredictRequest, msgspec.Meta(extra_json_schema=either)],
         responses={200: answer_types(plane), 422: ErrorBody, 503: ErrorBody},
         description=(
             '`features` answers one prediction; `instances` answers `{"predictions": [...]}`. A row is a '

@@ -85,8 +85,8 @@ def _output(
 def _rounded(probabilities: NDArray[np.float32]) -> list[Any]:
     """6 decimals: float32 sums of tree votes would print as 0.8999999761581421."""
     if len(probabilities) == 1:  # one row: plain Python beats numpy's per-call overhead
-        return [round(value, 6) for value in probabilities[0].tolist()]
-    rounded: list[Any] = np.round(probabilities.astype(np.float64), 6).ravel().tolist()
+        return [round(value, 6) + 0.0 for value in probabilities[0].tolist()]  # + 0.0: never -0.0
+    rounded: list[Any] = (np.round(probabilities.astype(np.float64), 6) + 0.0).ravel().tolist()
     return rounded
 
 
