@@ -38,7 +38,7 @@ from mlkube.server.service import ModelService, plain_values
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
-_SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
+_SCALAR_METRICS = ("accuracy", "f1_macro", "r2", "mae", "rmse", "n_train", "n_test", "onnx_max_abs_diff")
 
 
 class DataPlane:

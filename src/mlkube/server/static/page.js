@@ -165,6 +165,8 @@
     const tiles = [
       ["accuracy", metrics.accuracy, percent],
       ["macro-F1", metrics.f1_macro, (value) => value.toFixed(3)],
+      ["R²", metrics.r2, (value) => value.toFixed(3)],
+      ["mean absolute error", metrics.mae, (value) => formatNumber(value)],
       ["held-out rows", metrics.n_test, String],
       ["training rows", metrics.n_train, String],
     ].filter(([, value]) => value !== undefined);
