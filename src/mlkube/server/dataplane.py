@@ -5,7 +5,8 @@ and the Open Inference Protocol (V2). It owns
 
 - readiness: the model loaded and its warm-up passed, and the worker not draining (`why_not_ready`);
   `ModelNotReady` (503) is raised here, never by a route;
-- scoring: rows are checked and made the model's float32 array (`ModelService.rows_to_array`), joined
+- scoring: rows are checked and made the model's input (`ModelService.rows_to_array` for the lists of
+  numbers of a one-tensor model, as ever; `features.FeatureReader` for named features and text), joined
   with other requests' rows by the worker's `MicroBatcher`, scored, and counted in the prediction metrics
   (`mlkube_predictions`, `mlkube_prediction_confidence`, `mlkube_model_call_rows`) whichever route asked;
 - the answers: the simple API's four keys per row, with every class's probability for the page;

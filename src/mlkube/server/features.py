@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from mlkube.api.numbers import FLOAT32_MAX
 from mlkube.errors import InvalidInput, RequestError
-from mlkube.model.bundle import CATEGORY, TENSOR_LAYOUT, InputSchema
+from mlkube.model.bundle import CATEGORY, TENSOR_LAYOUT, FeatureSpec, InputSchema
 from mlkube.model.feeds import MISSING_CATEGORY, onnx_feeds
 from mlkube.server.batching import Batch
 
@@ -37,7 +37,6 @@ class Feature:
     """One feature as requests are checked against it (precomputed from its `FeatureSpec`)."""
 
     name: str
-    position: int
     category: bool
     categories: frozenset[str] | None  # None: any text (the schema lists none)
     missing: bool
@@ -51,7 +50,7 @@ class FeatureReader:
         self.schema = schema
         self.max_rows = max_rows
         self.tensor = schema.layout == TENSOR_LAYOUT
-        self.features = [_feature(position, spec) for position, spec in enumerate(schema.features)]
+        self.features = [_feature(spec) for spec in schema.features]
         self.by_name = {feature.name: feature for feature in self.features}
         self.names = [feature.name for feature in self.features]
         self.has_text = any(feature.category for feature in self.features)
@@ -136,13 +135,13 @@ class FeatureReader:
         return onnx_feeds(self.schema, checked)
 
 
-def _feature(position: int, spec: Any) -> Feature:
+def _feature(spec: FeatureSpec) -> Feature:
     category = spec.kind == CATEGORY
     categories = frozenset(spec.categories) if category and spec.categories else None
     shown = ", ".join(repr(value) for value in spec.categories[:_SHOWN_CATEGORIES])
     if len(spec.categories) > _SHOWN_CATEGORIES:
         shown += f" and {len(spec.categories) - _SHOWN_CATEGORIES} more"
-    return Feature(spec.name, position, category, categories, spec.missing, shown)
+    return Feature(spec.name, category, categories, spec.missing, shown)
 
 
 def _numbers(feature: Feature, values: list[Any], invalid: type[RequestError]) -> NDArray[np.float32]:
@@ -188,7 +187,15 @@ def _texts(feature: Feature, values: list[Any], invalid: type[RequestError]) -> 
 
 
 def _type_name(value: object) -> str:
-    return {bool: "a boolean", str: "text", list: "a list", dict: "an object"}.get(type(value), "a value")
+    names = {
+        bool: "a boolean",
+        str: "text",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(value), "a value")
 
 
 def _short(text: str, limit: int = 64) -> str:
