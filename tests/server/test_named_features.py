@@ -204,3 +204,28 @@ def test_class_names_at_serve_time_rename_an_imported_joblib_model(tmp_path: Pat
         assert [row["prediction"] for row in rows] == model.predict(iris.data).tolist()
         assert [row["confidence"] for row in rows] == [round(float(p.max()), 6) for p in proba]
         assert {row["class_name"] for row in rows} == {"setosa", "versicolor", "virginica"}
+
+
+def test_a_model_of_numbers_that_imputes_takes_null_in_its_lists(tmp_path: Path) -> None:
+    """Numbers only, with empty cells: one float tensor (the list path), NaN where a value is missing."""
+    from tests.model.zoo import mixed_frame
+
+    frame = mixed_frame()[["size", "age", "kind"]]
+    frame.to_csv(tmp_path / "sizes.csv", index=False)
+    table = read_table(tmp_path / "sizes.csv", "kind", "classification")
+    bundle = train_table_bundle(
+        table, TrainParams(extra={"n_estimators": 5}), tmp_path / "models", name="sizes"
+    )
+    schema = read_bundle(bundle.path).metadata.input_schema()
+    assert schema.layout == "tensor"
+    assert [spec.missing for spec in schema.features] == [True, True]
+    with start_server({"MODEL_BUNDLE": str(bundle.path), "WORKERS": "1"}) as running:
+        listed = running.client.post("/predict", json={"features": [None, 3.0]})
+        assert listed.status_code == 200, listed.text
+        named = running.client.post("/predict", json={"features": {"age": 3.0}})
+        assert named.content == listed.content
+        batch = running.client.post("/predict", json={"instances": [[50.0, 3.0], [None, 3.0]]}).json()
+        assert batch["predictions"][1] == listed.json()
+        text = running.client.post("/predict", json={"features": ["50", 3.0]})
+        assert text.status_code == 422
+        assert "Expected float, got str" in text.json()["error"]  # the list path's own message

@@ -53,7 +53,16 @@ class FeatureReader:
         self.features = [_feature(spec) for spec in schema.features]
         self.by_name = {feature.name: feature for feature in self.features}
         self.names = [feature.name for feature in self.features]
-        self.has_text = any(feature.category for feature in self.features)
+        self.by_column = not self.tensor
+        """One graph input per feature: every request is read here (the list path feeds one tensor)."""
+        self._named_markers = (
+            ("got object", "got null") if any(f.missing for f in self.features) else ("got object",)
+        )
+
+    def takes_over(self, refusal: str) -> bool:
+        """Whether a list-of-numbers decoder's refusal means the body is this reader's: a row by name (an
+        object), or a null where the schema allows a missing value. Asked only on that error path."""
+        return any(marker in refusal for marker in self._named_markers)
 
     # --- the three shapes requests come in --------------------------------------------------------
 

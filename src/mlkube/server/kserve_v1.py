@@ -33,7 +33,6 @@ from mlkube.server.service import plain_values
 _encode = msgspec.json.Encoder().encode
 _decode_v1 = msgspec.json.Decoder(V1PredictRequest).decode
 _decode_named = msgspec.json.Decoder(V1NamedRequest).decode
-_NAMED = "got object"  # msgspec's message (markup dropped) where a row of numbers was expected
 _ALIVE = _encode(V1Liveness("alive"))
 
 
@@ -103,12 +102,12 @@ class KServeV1:
     async def predict(self, request: Request) -> Response:
         plane = self.plane
         plane.check_model(request.params)
-        if plane.features.has_text:
+        if plane.features.by_column:
             return await self._predict_named(request)
         try:
             body = decode_json(_decode_v1, request.body)
         except InvalidInput as error:
-            if _NAMED not in str(error):
+            if not plane.features.takes_over(str(error)):
                 raise
             return await self._predict_named(request)
         return self._answer(plane.observe(await plane.submit(body.instances)))

@@ -120,7 +120,7 @@ class OpenInferenceV2:
         plane = self.plane
         row = example_row(plane)
         max_rows = plane.settings.max_batch_size
-        if plane.features.has_text:
+        if plane.features.by_column:
             inputs: dict[str, Any] = {"items": v2_column_schema(plane.features.names, max_rows)}
             example_inputs = [
                 {"name": name, "shape": [1, 1], "datatype": "BYTES" if isinstance(value, str) else "FP32"}
@@ -162,8 +162,8 @@ class OpenInferenceV2:
         """Today's one tensor `features`; or, for a model with text features, one input per feature."""
         plane = self.plane
         features = plane.features
-        if features.has_text or len(body.inputs) > 1:
-            if any(tensor.name == INPUT_NAME for tensor in body.inputs) and not features.has_text:
+        if features.by_column or len(body.inputs) > 1:
+            if any(tensor.name == INPUT_NAME for tensor in body.inputs) and not features.by_column:
                 raise InferenceError(
                     f"send one input {INPUT_NAME!r}, or one input per feature, not {len(body.inputs)} inputs"
                 )
@@ -228,7 +228,7 @@ class OpenInferenceV2:
 def _metadata_inputs(plane: DataPlane) -> list[MetadataTensor]:
     """One FP32 tensor `features`; a model with text features takes one input per feature instead."""
     features = plane.features
-    if not features.has_text:
+    if not features.by_column:
         return [MetadataTensor(INPUT_NAME, "FP32", [-1, plane.n_features])]
     return [
         MetadataTensor(feature.name, "BYTES" if feature.category else "FP32", [-1, 1])

@@ -33,7 +33,6 @@ from mlkube.server.openapi import example_row, instance_schema, instances_schema
 _encode = msgspec.json.Encoder().encode
 _decode_predict = msgspec.json.Decoder(PredictRequest).decode
 _decode_named = msgspec.json.Decoder(NamedPredictRequest).decode
-_NAMED = "got object"  # msgspec's message (markup dropped) where a row of numbers was expected
 _HEALTHY = _encode(Health("healthy"))
 A = TypeVar("A")
 
@@ -69,14 +68,14 @@ def predict_handler(
             return Response(200, _encode(found[0]))
         return Response(200, _encode(batch(found)))
 
-    if plane.features.has_text:
+    if plane.features.by_column:
         return predict_named
 
     async def predict(request: Request) -> Response:
         try:
             body = decode_json(_decode_predict, request.body)
         except InvalidInput as error:
-            if _NAMED not in str(error):
+            if not plane.features.takes_over(str(error)):
                 raise
             return await predict_named(request)  # `{"features": {...}}` or instances holding objects
         features, instances = body.features, body.instances
