@@ -26,19 +26,40 @@ from mlkube.model.runtime import Scores
 Batch = NDArray[np.float32] | dict[str, NDArray[Any]]
 """A tensor model's [rows, features] array, or a columns model's feeds (see `server/features.py`)."""
 Score = Callable[[Any], Scores]
-"""Scores a `Batch` (the service's `score`; a test's scorer of arrays only)."""
+"""Scores what the batcher queues: arrays (the service's `score`), or feeds (`score_feeds`)."""
 ObserveCall = Callable[[int], None]
+
+
+def feed_rows(feeds: dict[str, NDArray[Any]]) -> int:
+    """The rows of a columns model's feeds: every input holds one [rows, 1] array."""
+    return len(next(iter(feeds.values())))
+
+
+def join_feeds(batches: list[dict[str, NDArray[Any]]]) -> dict[str, NDArray[Any]]:
+    """Several requests' feeds as one: concatenated input by input."""
+    return {key: np.concatenate([feeds[key] for feeds in batches]) for key in batches[0]}
 
 
 class MicroBatcher:
     """One worker's queue of rows waiting for the end of the current event-loop turn."""
 
-    def __init__(self, score: Score, max_rows: int, observe_call: ObserveCall | None = None) -> None:
+    def __init__(
+        self,
+        score: Score,
+        max_rows: int,
+        observe_call: ObserveCall | None = None,
+        rows: Callable[[Any], int] = len,
+        join: Callable[[list[Any]], Any] = np.concatenate,
+    ) -> None:
+        """`rows` counts and `join` joins what is queued: arrays by default, a columns model's feeds with
+        `feed_rows` and `join_feeds` (chosen once, so the array path is what it always was)."""
         self._score = score
+        self._count = rows
+        self._join = join
         self.max_rows = max_rows
         self._observe_call = observe_call
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._arrays: list[Batch] = []
+        self._arrays: list[Any] = []
         self._waiting: list[asyncio.Future[Scores]] = []
         self._rows = 0
         self._scheduled = False
@@ -47,11 +68,11 @@ class MicroBatcher:
         """The worker's event loop (granian hands it to the app at start-up)."""
         self._loop = loop
 
-    def score(self, rows: Batch) -> asyncio.Future[Scores]:
+    def score(self, rows: Any) -> asyncio.Future[Scores]:
         """A future of `rows`' scores, resolved at the end of this loop turn (at once for a full batch)."""
         loop = self._loop or asyncio.get_running_loop()
         waiting: asyncio.Future[Scores] = loop.create_future()
-        count = _row_count(rows)
+        count = self._count(rows)
         if count >= self.max_rows:
             self._settle([rows], [waiting])
             return waiting
@@ -72,9 +93,9 @@ class MicroBatcher:
         if arrays:
             self._settle(arrays, waiting)
 
-    def _settle(self, arrays: list[Batch], waiting: list[asyncio.Future[Scores]]) -> None:
+    def _settle(self, arrays: list[Any], waiting: list[asyncio.Future[Scores]]) -> None:
         try:
-            scores = self._call(arrays[0] if len(arrays) == 1 else _join(arrays))
+            scores = self._call(arrays[0] if len(arrays) == 1 else self._join(arrays))
         except Exception as error:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(arrays) == 1:
                 _fail(waiting[0], error)
@@ -86,34 +107,20 @@ class MicroBatcher:
             _resolve(waiting[0], scores)
             return
         start = 0
+        count, values = self._count, scores.values
         for rows, future in zip(arrays, waiting, strict=True):
-            end = start + _row_count(rows)
-            _resolve(future, _slice(scores, start, end))
+            end = start + count(rows)
+            if values is None:
+                _resolve(future, Scores(scores.classes[start:end], scores.probabilities[start:end]))
+            else:  # a regressor's: no classes, a value per row
+                _resolve(future, Scores(scores.classes, scores.probabilities[start:end], values[start:end]))
             start = end
 
-    def _call(self, rows: Batch) -> Scores:
+    def _call(self, rows: Any) -> Scores:
         scores = self._score(rows)
         if self._observe_call is not None:
-            self._observe_call(_row_count(rows))
+            self._observe_call(self._count(rows))
         return scores
-
-
-def _row_count(rows: Batch) -> int:
-    return len(rows) if not isinstance(rows, dict) else len(next(iter(rows.values())))
-
-
-def _join(batches: list[Batch]) -> Batch:
-    first = batches[0]
-    if not isinstance(first, dict):
-        return np.concatenate(batches)  # type: ignore[arg-type]
-    feeds: list[dict[str, NDArray[Any]]] = batches  # type: ignore[assignment]
-    return {key: np.concatenate([batch[key] for batch in feeds]) for key in first}
-
-
-def _slice(scores: Scores, start: int, end: int) -> Scores:
-    if scores.values is None:
-        return Scores(scores.classes[start:end], scores.probabilities[start:end])
-    return Scores(scores.classes, scores.probabilities[start:end], scores.values[start:end])
 
 
 def _resolve(future: asyncio.Future[Scores], scores: Scores) -> None:

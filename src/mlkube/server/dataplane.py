@@ -32,7 +32,7 @@ from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Scores
-from mlkube.server.batching import Batch, MicroBatcher
+from mlkube.server.batching import Batch, MicroBatcher, feed_rows, join_feeds
 from mlkube.server.features import FeatureReader
 from mlkube.server.metrics import Metrics
 from mlkube.server.service import ModelService, plain_values
@@ -49,7 +49,12 @@ class DataPlane:
         self.settings = settings
         self.service = service
         self.metrics = Metrics(service.name, service.version)
-        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, self.metrics.observe_model_call)
+        observe_call = self.metrics.observe_model_call
+        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, observe_call)
+        self.feed_batcher = MicroBatcher(
+            service.score_feeds, settings.micro_batch_rows, observe_call, rows=feed_rows, join=join_feeds
+        )
+        """A columns model's feeds, joined input by input; the array batcher is the Iris path's, unchanged."""
         self._drain_marker = str(drain_marker)
         self._card: ModelCard | None = None
 
@@ -59,6 +64,7 @@ class DataPlane:
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
         self.metrics.attach(loop.call_later)
         self.batcher.attach(loop)
+        self.feed_batcher.attach(loop)
 
     # --- identity and readiness -------------------------------------------------------------------
 
@@ -132,6 +138,8 @@ class DataPlane:
         service = self.service
         if service.predictor is None:
             raise ModelNotReady(service.reason)
+        if isinstance(rows, dict):
+            return self.feed_batcher.score(rows)
         return self.batcher.score(rows)
 
     def answers(self, scores: Scores) -> list[Prediction]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from itertools import chain
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +20,6 @@ from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import InvalidInput, MlkubeError
 from mlkube.model.bundle import Bundle, InputSchema
 from mlkube.model.runtime import Predictor, Scores, load_predictor
-from mlkube.server.batching import Batch
 from mlkube.server.features import FeatureReader
 from mlkube.settings import Settings
 
@@ -97,12 +97,16 @@ class ModelService:
                 where = f"row {index}" if len(rows) > 1 else "features"
                 raise InvalidInput(f"{where} has {len(row)} values, expected {width}")
 
-    def score(self, rows: Batch) -> Scores:
+    def score(self, rows: NDArray[np.float32]) -> Scores:
         if self.predictor is None:
             raise MlkubeError(f"model not ready: {self.reason}")
-        if isinstance(rows, dict):
-            return self.predictor.predict_feeds(rows)
         return self.predictor.predict(rows)
+
+    def score_feeds(self, feeds: dict[str, NDArray[Any]]) -> Scores:
+        """A columns model's feeds, one [rows, 1] array per graph input (`features.FeatureReader`)."""
+        if self.predictor is None:
+            raise MlkubeError(f"model not ready: {self.reason}")
+        return self.predictor.predict_feeds(feeds)
 
     @staticmethod
     def confidences(scores: Scores) -> list[float]:
