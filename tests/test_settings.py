@@ -69,12 +69,23 @@ def test_keys_are_hidden_from_repr() -> None:
 
 
 def test_every_field_is_documented() -> None:
+    """Each field is followed by a docstring of its own (the attribute docstring tools show)."""
+    import ast
     import inspect
+    import textwrap
 
-    source = inspect.getsource(Settings)
-    for name in Settings.__struct_fields__:
-        assert f"{name}:" in source
-    assert source.count('"""') >= 2 * len(Settings.__struct_fields__)
+    [class_node] = ast.parse(textwrap.dedent(inspect.getsource(Settings))).body
+    assert isinstance(class_node, ast.ClassDef)
+    documented: dict[str, object] = {}
+    for statement, following in zip(class_node.body, class_node.body[1:], strict=False):
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            docstring = None
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                docstring = following.value.value
+            documented[statement.target.id] = docstring
+    assert set(documented) == set(Settings.__struct_fields__)
+    undocumented = [name for name, doc in documented.items() if not (isinstance(doc, str) and doc.strip())]
+    assert undocumented == []
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,15 @@ class MethodNotAllowed(RequestError):
         self.headers = (("allow", ", ".join(allowed)),)
 
 
+class MethodNotImplemented(RequestError):
+    """A method this server does not know at all (never echoed: a method can be hundreds of KB long)."""
+
+    status = 501
+
+    def __init__(self) -> None:
+        super().__init__("method not implemented: this server answers GET, HEAD and POST")
+
+
 class RequestTimeout(RequestError):
     """The client did not send its whole body in time."""
 

@@ -26,6 +26,7 @@ SafeName = Annotated[str, msgspec.Meta(pattern=SAFE_NAME_PATTERN)]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 MIN_KEY_LENGTH = 16
+MAX_KEY_FILE_BYTES = 64 * 1024
 _LIST_FIELDS = ("CLASS_NAMES", "API_KEY")
 _SECRET_FIELDS = ("API_KEY",)
 _NEW_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -145,15 +146,26 @@ def _explain(error: msgspec.ValidationError, raw: Mapping[str, object]) -> str:
 def _with_key_file(settings: Settings) -> Settings:
     if settings.api_key_file is None:
         return settings
+    return msgspec.structs.replace(settings, api_key=settings.api_key + read_key_file(settings.api_key_file))
+
+
+def read_key_file(path: Path) -> tuple[str, ...]:
+    """The keys in API_KEY_FILE, under API_KEY's rules (at least one, each of MIN_KEY_LENGTH or more).
+
+    Read at start-up and again whenever the file changes (server/auth.py); the errors never name a key.
+    """
     try:
-        text = settings.api_key_file.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as error:
-        raise ConfigError(f"invalid API_KEY_FILE={str(settings.api_key_file)!r}: {error.strerror}") from None
-    keys = tuple(_split_list(text))
+        raise ConfigError(f"invalid API_KEY_FILE={str(path)!r}: {error.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"invalid API_KEY_FILE={str(path)!r}: over {MAX_KEY_FILE_BYTES} bytes")
+    keys = tuple(_split_list(data.decode("utf-8", errors="replace")))
     if not keys:
-        raise ConfigError(f"invalid API_KEY_FILE={str(settings.api_key_file)!r}: the file holds no key")
-    _check_key_lengths(f"API_KEY_FILE={str(settings.api_key_file)!r}", keys)
-    return msgspec.structs.replace(settings, api_key=settings.api_key + keys)
+        raise ConfigError(f"invalid API_KEY_FILE={str(path)!r}: the file holds no key")
+    _check_key_lengths(f"API_KEY_FILE={str(path)!r}", keys)
+    return keys
 
 
 def _check_key_lengths(source: str, keys: tuple[str, ...]) -> None:

@@ -1,18 +1,18 @@
 """Keeps bench/run.py from rotting: a tiny --quick run against mlkube alone; outputs parsed, no timing judged.
 
-Needs Debian's `wrk` (the benchmark's load generator). .ci/system-deps installs it; without it this test
-fails with that message instead of skipping, so a missing install step cannot pass as green.
+Needs Debian's `wrk` (the benchmark's load generator; `make system-deps` installs it): without it this test
+skips saying how to install it, or fails under CI=true, so a missing install step cannot pass as green.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.support import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "bench" / "run.py"
@@ -21,11 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    if shutil.which("wrk") is None:
-        pytest.fail(
-            "wrk is not installed: the benchmark smoke test needs Debian's `wrk`; "
-            ".ci/system-deps must install it (CI does: apt-get install -y wrk)"
-        )
+    require_tool("wrk")
     out = tmp_path_factory.mktemp("bench")
     command = [
         sys.executable,

@@ -17,8 +17,8 @@ from sklearn.datasets import load_iris
 
 from mlkube.model.bundle import read_bundle
 from mlkube.model.runtime import load_predictor
-from tests.cli.test_model_commands import mlkube
 from tests.model.zoo import write_csv, write_mixed_csv
+from tests.support import run_mlkube as mlkube
 from tests.support import start_server
 
 NOTES_TRAIN_MODEL = """\

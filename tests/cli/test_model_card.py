@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import msgspec
 
 from mlkube.model.bundle import METADATA_FILE, sha256_file
-from tests.cli.test_model_commands import mlkube
+from tests.support import run_mlkube as mlkube
 
 
 def test_show_prints_the_card_tables_and_the_report_path(model_dir: Path) -> None:
@@ -52,18 +51,16 @@ def test_show_of_an_unknown_model_is_one_error_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_show_refuses_a_tampered_report(model_dir: Path, tmp_path: Path) -> None:
-    shutil.copytree(model_dir / "iris" / "v1", tmp_path / "iris" / "v1")
-    (tmp_path / "iris" / "v1" / "report.md").write_text("# iris v1\n\naccuracy: 100%\n")
+def test_show_refuses_a_tampered_report(bundle_copy: Path, tmp_path: Path) -> None:
+    (bundle_copy / "report.md").write_text("# iris v1\n\naccuracy: 100%\n")
     result = mlkube("models", "show", "iris", "--model-dir", str(tmp_path))
     assert result.returncode == 1
     assert "report.md: sha256 mismatch" in result.stderr
 
 
-def test_show_says_when_a_bundle_has_no_report(model_dir: Path, tmp_path: Path) -> None:
+def test_show_says_when_a_bundle_has_no_report(bundle_copy: Path, tmp_path: Path) -> None:
     """A bundle written before reports existed still shows; the card says there is no report."""
-    folder = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", folder)
+    folder = bundle_copy
     raw = msgspec.json.decode((folder / METADATA_FILE).read_bytes())
     for name in ("report.md", "confusion_matrix.png", "feature_importance.png"):
         del raw["files"][name]

@@ -6,24 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.model.test_train import write_fruit_csv
-from tests.support import free_port
-
-
-def mlkube(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlkube", *args], capture_output=True, text=True, timeout=120
-    )
+from mlkube.model.bundle import read_bundle
+from tests.support import free_port, write_fruit_csv
+from tests.support import run_mlkube as mlkube
 
 
 def test_train_then_list(tmp_path: Path) -> None:
     trained = mlkube("train", "--model-dir", str(tmp_path), "--n-estimators", "3", "--seed", "1")
     assert trained.returncode == 0, trained.stderr
     assert "trained iris v1: accuracy" in trained.stdout
+    metadata = read_bundle(tmp_path / "iris" / "v1").metadata
     listed = mlkube("models", "--model-dir", str(tmp_path))
-    assert listed.returncode == 0
-    assert "iris" in listed.stdout
-    assert "v1" in listed.stdout
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["NAME", "VERSION", "CREATED", "ACCURACY"]
+    assert [row.split() for row in rows] == [
+        ["iris", "v1", metadata.created_at, f"{metadata.metrics['accuracy']:.3f}"]
+    ]
 
 
 def test_train_if_missing_does_not_retrain(tmp_path: Path) -> None:

@@ -61,6 +61,18 @@ class Rendered:
         return container
 
 
+def pod_env(rendered: Rendered) -> dict[str, str]:
+    """What the server sees: the ConfigMap's keys (envFrom), then the container's own env."""
+    env: dict[str, str] = {}
+    for source in rendered.container.get("envFrom", []):
+        config_map = next(
+            d for d in rendered.all("ConfigMap") if d["metadata"]["name"] == source["configMapRef"]["name"]
+        )
+        env.update(config_map["data"])
+    env.update({item["name"]: item["value"] for item in rendered.container.get("env", [])})
+    return env
+
+
 def kustomize(folder: Path) -> str:
     """`kubectl kustomize <folder>`, failing with kustomize's own message."""
     result = run([tool("kubectl"), "kustomize", str(folder)], timeout=120)

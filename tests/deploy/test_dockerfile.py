@@ -66,10 +66,31 @@ def test_runtime_stage_holds_only_the_serving_install_and_the_bundle(dockerfile:
     runtime = dockerfile.final_stage
     assert runtime.all("RUN") == [], "nothing is installed or built in the runtime stage"
     copies = [(i.options().get("from"), i.words()[-2:]) for i in runtime.all("COPY")]
-    assert copies == [("build", ["/opt/venv", "/opt/venv"]), ("model", ["/app/models", "/app/models"])]
-    _, serve_install = dockerfile.recipe("serve-install")
-    assert serve_install.value.startswith("python -m venv /opt/venv && /opt/venv/bin/pip install")
-    assert "[" not in serve_install.value, "the serving install takes no extras (no scikit-learn)"
+    assert copies == [("serve", ["/opt/venv", "/opt/venv"]), ("model", ["/app/models", "/app/models"])]
+    serve_stage, serve_install = dockerfile.recipe("serve-install")
+    assert serve_stage.name == "serve"
+    assert serve_install.value.startswith("python -m venv --without-pip /opt/venv"), "no pip in the runtime"
+    assert "--require-hashes" in serve_install.words()
+    assert "deploy/requirements-serve.lock" in serve_install.words()
+    _, serve_project = dockerfile.recipe("serve-project")
+    assert "install --no-deps ." in serve_project.value, "mlkube itself adds no dependency to the lock's"
+
+
+def test_dependencies_are_installed_before_the_source_is_copied(dockerfile: Dockerfile) -> None:
+    """A change under src/ must not invalidate the dependency layers."""
+    for stage_name, lock in (
+        ("serve", "requirements-serve.lock"),
+        ("model-train", "requirements-train.lock"),
+    ):
+        steps = dockerfile.stage(stage_name).instructions
+        lock_install = next(
+            n for n, step in enumerate(steps) if step.keyword == "RUN" and f"deploy/{lock}" in step.words()
+        )
+        source_copy = next(
+            n for n, step in enumerate(steps) if step.keyword == "COPY" and "src/" in step.words()
+        )
+        assert "--require-hashes" in steps[lock_install].words()
+        assert lock_install < source_copy, f"{stage_name}: the lock is installed after src/ is copied"
 
 
 def test_the_trained_version_is_the_labelled_version(dockerfile: Dockerfile) -> None:
@@ -139,5 +160,7 @@ def test_build_context_holds_only_what_the_build_copies(dockerfile: Dockerfile) 
         if "from" not in copy.options()
         for source in copy.words()[:-1]
     }
-    assert sources == allowed
-    assert all((REPO / source).exists() for source in sources)
+    bundle_copies = {source for source in sources if source.startswith("${BUNDLE}")}
+    assert bundle_copies == {"${BUNDLE}/"}, "MODEL_SOURCE=copy takes the bundle from the context"
+    assert sources - bundle_copies | {"models/"} == allowed, "models/ only for the BUNDLE of a copy build"
+    assert all((REPO / source).exists() for source in sources - bundle_copies)

@@ -1,6 +1,7 @@
 """Real-cluster fixtures: run only with MLKUBE_E2E=1 and a cluster that `kubectl cluster-info` reaches.
 
-Prerequisites (minikube): both images in the cluster's image store, built with their model versions:
+One command on kind or minikube: `tests/e2e/run.sh` (builds both images into the cluster, then runs
+these tests). By hand: both images in the cluster's image store, built with their model versions:
     eval $(minikube docker-env)
     docker build --build-arg MODEL_VERSION=v2 -t ml-model:v2 .
     docker build --build-arg MODEL_VERSION=v3 -t ml-model:v3 .
@@ -16,9 +17,11 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -93,6 +96,29 @@ class Service:
         assert response.status_code == 200, response.text
         version: str = response.json()["version"]
         return version
+
+
+@dataclass
+class Traffic:
+    """Steady predictions in a background thread (at most ~30 per second, for at most 5 minutes)."""
+
+    service: Service
+    outcomes: Counter[str] = field(default_factory=Counter)
+    versions: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 300
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    response = self.service.predict(client)
+                    self.outcomes[str(response.status_code)] += 1
+                    if response.status_code == 200:
+                        self.versions.append(response.json()["version"])
+                except httpx.HTTPError as error:
+                    self.outcomes[type(error).__name__] += 1
+                time.sleep(0.03)
 
 
 @pytest.fixture(scope="session")

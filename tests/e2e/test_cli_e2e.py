@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_mlkube
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -50,17 +51,10 @@ def context(kubectl: str) -> str:
 
 
 def mlkube(*args: str, timeout: float = 600, namespaced: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLKUBE_API_KEY": KEY}
+    """tests.support.run_mlkube in this module's namespace, with the key, from the repository's root."""
     flags = ["--namespace", NAMESPACE[0]] if namespaced else []
-    result = subprocess.run(
-        [sys.executable, "-m", "mlkube", *args, *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    env = {**os.environ, "MLKUBE_API_KEY": KEY}
+    result = run_mlkube(*args, *flags, env=env, cwd=ROOT, timeout=timeout)
     print(result.stdout, result.stderr, sep="\n")  # shown when a test fails
     return result
 
@@ -93,8 +87,9 @@ def test_status_shows_each_pods_version() -> None:
     assert shown.returncode == 0
     assert "Deployment ml-model-deployment:" in shown.stdout
     pods = [line for line in shown.stdout.splitlines() if line.startswith("  ml-model-deployment-")]
-    assert pods
-    assert all(line.split()[-1] == "v2" for line in pods if " Running " in line)
+    running = [line for line in pods if " Running " in line]
+    assert running, shown.stdout
+    assert [line.split()[-1] for line in running] == ["v2"] * len(running)
     assert "HPA ml-model-hpa:" in shown.stdout
 
 

@@ -9,41 +9,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import DEPLOYMENT, Cluster, Service
+from tests.e2e.conftest import DEPLOYMENT, Cluster, Service, Traffic
 
 pytestmark = pytest.mark.e2e
 
 NEW_IMAGE = os.environ.get("MLKUBE_E2E_NEW_IMAGE", "ml-model:v3")
 CHANGE_CAUSE = "kubernetes.io/change-cause"
-
-
-@dataclass
-class Traffic:
-    """Steady predictions in a background thread (at most ~30 per second, for at most 5 minutes)."""
-
-    service: Service
-    outcomes: Counter[str] = field(default_factory=Counter)
-    versions: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        deadline = time.monotonic() + 300
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                try:
-                    response = self.service.predict(client)
-                    self.outcomes[str(response.status_code)] += 1
-                    if response.status_code == 200:
-                        self.versions.append(response.json()["version"])
-                except httpx.HTTPError as error:
-                    self.outcomes[type(error).__name__] += 1
-                time.sleep(0.03)
 
 
 def annotate_cause(cluster: Cluster, cause: str) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from mlkube.cli import kube_commands
+from mlkube.kube.output import Output
 from tests.kube.fake_kubectl import FakeKubectl
 from tests.support import RunningServer, start_server
 
@@ -22,6 +25,25 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MLKUBE_API_KEY", raising=False)
     return double
+
+
+PINNED = "kubectl --context minikube --namespace default"
+"""How every call after the first two reads once the context is pinned (see `current_context`)."""
+
+
+def current_context(fake: FakeKubectl, context: str = "minikube", namespace: str = "") -> FakeKubectl:
+    """kubectl's answers to the two questions mlkube asks first: `config current-context` (the name and a
+    newline) and the context's namespace (`config view --minify -o jsonpath={..namespace}`: the bare
+    name, or nothing when the context sets none)."""
+    fake.on("config", "current-context", reply={"stdout": f"{context}\n"})
+    fake.on("config", "view", "--minify", reply={"stdout": namespace})
+    return fake
+
+
+def printer() -> tuple[Output, io.StringIO]:
+    """An Output into a buffer, without colours: what a command prints, as text."""
+    buffer = io.StringIO()
+    return Output(Console(file=buffer, highlight=False, soft_wrap=True, color_system=None)), buffer
 
 
 def _app() -> typer.Typer:

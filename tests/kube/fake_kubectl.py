@@ -9,6 +9,9 @@ Two halves in one file:
 
 A reply may also `forward_to` a host:port: the fake then behaves like `kubectl port-forward`, listening on
 the local port from its argv and relaying bytes to that address (a real server in the tests) until killed.
+A reply may instead `proxy_to` a host:port: the fake then answers `kubectl get --raw
+/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH` as the API server's pod proxy does, with the body of a GET
+of PATH on that address (a real server in the tests).
 Only the standard library is imported: every call is a new process.
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 
 ENV_DIR = "FAKE_KUBECTL_DIR"
 _RECORDED_ENV = ("DOCKER_", "MINIKUBE_", "KUBECONFIG")
+_GLOBAL_FLAGS = ("--context", "--namespace")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -45,6 +49,14 @@ class Call:
     @property
     def line(self) -> str:
         return " ".join([self.tool, *self.argv])
+
+    @property
+    def command(self) -> list[str]:
+        """argv without kubectl's leading global flags (--context X, --namespace X): `get pods ...`."""
+        args = list(self.argv)
+        while len(args) >= 2 and args[0] in _GLOBAL_FLAGS:
+            args = args[2:]
+        return args
 
 
 class FakeKubectl:
@@ -198,6 +210,22 @@ def _forward(argv: list[str], forward_to: str) -> int:
         threading.Thread(target=_relay, args=(upstream, client), daemon=True).start()
 
 
+def _proxy(argv: list[str], proxy_to: str) -> int:
+    """Act like the API server's pod proxy behind `kubectl get --raw .../proxy/PATH`: GET PATH there."""
+    import urllib.error
+    import urllib.request
+
+    raw = argv[argv.index("--raw") + 1]
+    path = raw.split("/proxy", 1)[1] or "/"
+    try:
+        with urllib.request.urlopen(f"http://{proxy_to}{path}", timeout=10) as answer:
+            sys.stdout.write(answer.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError) as error:
+        sys.stderr.write(f"Error from server (ServiceUnavailable): the pod proxy failed: {error}\n")
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     folder = Path(os.environ[ENV_DIR])
     tool, args = argv[0], argv[1:]
@@ -206,6 +234,8 @@ def main(argv: list[str]) -> int:
     time.sleep(float(reply.get("sleep", 0)))
     if "forward_to" in reply:
         return _forward(args, str(reply["forward_to"]))
+    if "proxy_to" in reply:
+        return _proxy(args, str(reply["proxy_to"]))
     sys.stdout.write(str(reply.get("stdout", "")))
     sys.stderr.write(str(reply.get("stderr", "")))
     return int(reply.get("exit", 0))

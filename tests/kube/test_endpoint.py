@@ -9,9 +9,8 @@ from mlkube.kube.errors import ClusterUnreachable, KubeError
 from mlkube.kube.httpclient import HttpClient
 from mlkube.kube.kubectl import Kubectl
 from tests.kube import cluster
-from tests.kube.conftest import host_port, run_cli
+from tests.kube.conftest import host_port, printer, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_kubectl import printer
 from tests.support import RunningServer
 
 
@@ -99,4 +98,6 @@ def test_mlkube_smoke_without_url_finds_the_service(fake: FakeKubectl, server_v1
     result = run_cli("smoke", "--expect-version", "v1", "-n", "ml")
     assert result.exit_code == 0, result.output
     assert "✓ reported version: v1 as expected" in result.stdout
-    assert all(call.argv[:2] == ["--namespace", "ml"] for call in fake.calls())
+    first, *later = fake.calls()
+    assert first.argv == ["--namespace", "ml", "config", "current-context"]
+    assert all(call.argv[:4] == ["--context", "kind-kind", "--namespace", "ml"] for call in later)

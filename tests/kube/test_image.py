@@ -99,7 +99,8 @@ def test_kind_loads_the_built_image(only_fakes: FakeKubectl, project: Path) -> N
         f"docker build -t ml-model:v2 -f {project}/Dockerfile --build-arg MODEL_VERSION=v2 {project}",
         "kind load docker-image ml-model:v2 --name ml",
     ]
-    assert not only_fakes.calls("docker")[0].env  # no minikube variables for a kind build
+    # No minikube variables for a kind build; BuildKit, which builds only the stages the target needs.
+    assert only_fakes.calls("docker")[0].env == {"DOCKER_BUILDKIT": "1"}
 
 
 def test_no_engine_is_one_line(only_fakes: FakeKubectl, project: Path) -> None:
@@ -164,6 +165,49 @@ def test_an_explicit_model_version_build_arg_wins(only_fakes: FakeKubectl, proje
 def test_minikube_and_kind_exclude_each_other(fake: FakeKubectl) -> None:
     result = run_cli("image", "build", "--minikube", "--kind")
     assert result.exit_code == 2
+    assert "--minikube and --kind exclude each other" in result.output
+    assert fake.calls() == []  # refused before anything ran
+
+
+def write_bundle(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text("{}", encoding="utf-8")
+    return folder
+
+
+def test_an_existing_bundle_is_shipped_from_the_context(only_fakes: FakeKubectl, project: Path) -> None:
+    only_fakes.install("docker")
+    only_fakes.on("build", tool="docker")
+    bundle = write_bundle(project / "models" / "iris" / "v7")
+    result = run_cli(
+        "image", "build", "--tag", "ml-model:v7", "--bundle", str(bundle), "--network", "host",
+        "--build-context", str(project),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert only_fakes.lines() == [
+        f"docker build -t ml-model:v7 -f {project}/Dockerfile --network host --build-arg MODEL_VERSION=v7 "
+        f"--build-arg MODEL_SOURCE=copy --build-arg BUNDLE=models/iris/v7 {project}"
+    ]
+
+
+def test_a_bundle_outside_the_context_is_refused(
+    only_fakes: FakeKubectl, project: Path, tmp_path: Path
+) -> None:
+    only_fakes.install("docker")
+    bundle = write_bundle(tmp_path / "elsewhere" / "v7")
+    result = run_cli("image", "build", "--bundle", str(bundle), "--build-context", str(project))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: {bundle} is outside the build context {project}: copy it under models/"
+    )
+    assert only_fakes.calls("docker") == []
+
+
+def test_a_folder_without_metadata_is_not_a_bundle(only_fakes: FakeKubectl, project: Path) -> None:
+    only_fakes.install("docker")
+    result = run_cli("image", "build", "--bundle", str(project), "--build-context", str(project))
+    assert result.exit_code == 1
+    assert "is not a model bundle (no metadata.json)" in result.stderr
 
 
 def test_dry_run_prints_the_build_and_runs_nothing(only_fakes: FakeKubectl, project: Path) -> None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import socket
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from mlkube.kube.errors import ClusterUnreachable, KubeError, ObjectNotFound, ToolMissing, WrongContext
 from mlkube.kube.kubectl import Kubectl, Target
 from mlkube.kube.objects import Deployment
-from mlkube.kube.output import Output
 from tests.kube import cluster
-from tests.kube.conftest import run_cli
+from tests.kube.conftest import printer, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-
-
-def printer() -> tuple[Output, io.StringIO]:
-    buffer = io.StringIO()
-    return Output(Console(file=buffer, highlight=False, soft_wrap=True, color_system=None)), buffer
 
 
 def test_context_and_namespace_flags_go_on_every_command() -> None:

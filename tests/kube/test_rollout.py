@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import pytest
 
@@ -12,8 +10,8 @@ from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, Pod
 from mlkube.kube.rollout import evaluate, pod_problem, wait_for_rollout
 from tests.kube import cluster
+from tests.kube.conftest import printer
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_kubectl import printer
 
 
 def parsed(**fields: object) -> Deployment:
@@ -79,39 +77,94 @@ def test_wait_prints_each_step_until_rolled_out(fake: FakeKubectl) -> None:
     assert len(fake.calls()) == 4
 
 
-def stalled(fake: FakeKubectl) -> None:
+def stalled(fake: FakeKubectl, new_pod: dict[str, object]) -> None:
     fake.on("get", "deployment/ml-model-deployment", reply=reply_json(cluster.deployment(updated=1, total=3)))
     fake.on(
         "get",
         "pods",
         "-l",
         "app=ml-model",
-        reply=reply_json(
-            cluster.items(
-                cluster.pod("old-1"),
-                cluster.pod("old-2"),
-                cluster.pod(
-                    "new-1",
-                    ready=False,
-                    waiting="ErrImageNeverPull",
-                    message='Container image "ml-model:v3" is not present with pull policy of Never',
-                ),
-            )
-        ),
+        reply=reply_json(cluster.items(cluster.pod("old-1"), cluster.pod("old-2"), new_pod)),
     )
 
 
-def test_a_stalled_rollout_fails_at_the_deadline_with_the_pods_reason(fake: FakeKubectl) -> None:
-    stalled(fake)
-    started = time.monotonic()
+def deployment_polls(fake: FakeKubectl) -> int:
+    return sum(1 for call in fake.calls() if call.command[:2] == ["get", "deployment/ml-model-deployment"])
+
+
+def test_a_rollout_without_progress_fails_at_the_deadline_with_the_pods_reason(fake: FakeKubectl) -> None:
+    stalled(fake, cluster.pod("new-1", ready=False, waiting="ImagePullBackOff", message="Back-off pulling"))
     with pytest.raises(RolloutFailed) as raised:
         wait_for_rollout(Kubectl(printer()[0]), deadline=0.5, poll=0.05)
-    assert 0.5 <= time.monotonic() - started < 5
+    assert deployment_polls(fake) >= 2
     message = str(raised.value)
-    assert message.startswith("not rolled out after 0.5s (1 of 2 new replicas updated)")
-    assert "pod new-1: ErrImageNeverPull" in message
-    assert "`mlkube image build --minikube --tag ml-model:v3`" in message
+    assert message.startswith("not rolled out: no progress for 0.5s (1 of 2 new replicas updated)")
+    assert "pod new-1: ImagePullBackOff (Back-off pulling) - the image cannot be pulled" in message
     assert "old-1" not in message
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "hint"),
+    [
+        (
+            "ErrImageNeverPull",
+            'Container image "ml-model:v3" is not present with pull policy of Never',
+            "`mlkube image build --minikube --tag ml-model:v3`",
+        ),
+        (
+            "InvalidImageName",
+            'Failed to apply default image tag "ml-model:V3!": couldn\'t parse image name',
+            "the image reference is malformed",
+        ),
+    ],
+)
+def test_an_image_that_can_never_start_fails_at_once(
+    fake: FakeKubectl, reason: str, message: str, hint: str
+) -> None:
+    """The kubelet never gets out of these: no point waiting out a 10-minute deadline."""
+    stalled(fake, cluster.pod("new-1", ready=False, waiting=reason, message=message))
+    with pytest.raises(RolloutFailed) as raised:
+        wait_for_rollout(Kubectl(printer()[0]), deadline=600, poll=0.01)
+    assert deployment_polls(fake) == 2, "the first unchanged poll looks at the pods"
+    text = str(raised.value)
+    assert text.startswith(f"the rollout cannot succeed (1 of 2 new replicas updated): pod new-1: {reason}")
+    assert hint in text
+
+
+def test_the_deadline_counts_time_without_progress_not_the_whole_rollout(fake: FakeKubectl) -> None:
+    """20 replicas rolling one at a time: 40 polls 0.1 s apart take 4 s or more (the sleeps alone), past
+    the 3 s deadline, yet every poll shows one more updated or available replica (3 s between two polls
+    leaves room for a slow machine: each poll is a new process)."""
+    steps = [
+        cluster.deployment(generation=2, replicas=20, updated=n // 2 + n % 2, available=n // 2, total=21)
+        for n in range(1, 40)
+    ]
+    fake.on(
+        "get",
+        "deployment/ml-model-deployment",
+        replies=[*map(reply_json, steps), reply_json(cluster.deployment(generation=2, replicas=20))],
+    )
+    deployment = wait_for_rollout(Kubectl(printer()[0]), deadline=3.0, poll=0.1)
+    assert deployment is not None
+    assert deployment_polls(fake) == 40
+
+
+def test_progress_deadline_exceeded_from_the_controller_is_trusted(fake: FakeKubectl) -> None:
+    condition = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "ml-model-deployment-5c4b9d0002" has timed out progressing.',
+    }
+    fake.on(
+        "get",
+        "deployment/ml-model-deployment",
+        reply=reply_json(cluster.deployment(updated=1, total=3, conditions=[condition])),
+    )
+    fake.on("get", "pods", reply=reply_json(cluster.items()))
+    with pytest.raises(RolloutFailed, match="exceeded its progress deadline"):
+        wait_for_rollout(Kubectl(printer()[0]), deadline=600, poll=0.01)
+    assert deployment_polls(fake) == 1
 
 
 @pytest.mark.parametrize(

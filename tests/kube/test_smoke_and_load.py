@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,19 +17,23 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.load import LoadPlan, Window, merge, parse_duration, percentile, run_load
+from mlkube.kube.replicas import ReplicaWatch
 from tests.kube import cluster
-from tests.kube.conftest import run_cli
+from tests.kube.conftest import PINNED, current_context, printer, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer, free_port, server_env
+from tests.support import run_mlkube as mlkube
+
+SMOKE_KEY = "smoke-key-1-8f2a3c"  # pragma: allowlist secret
 
 
-def mlkube(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlkube", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("served")
     trained = mlkube("train", "--model-dir", str(root / "models"), "--version", "v5")
     assert trained.returncode == 0, trained.stderr
-    (root / "key").write_text("smoke-key-1\n", encoding="utf-8")
+    (root / "key").write_text(SMOKE_KEY + "\n", encoding="utf-8")
     env = server_env(
         {
             "MODEL_DIR": str(root / "models"),
@@ -47,14 +55,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "mlkube", "serve"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{env['PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while not ready(url):
             assert process.poll() is None, (root / "serve.log").read_text()
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlkube serve not ready after 120 s:\n{(root / 'serve.log').read_text()}")
             time.sleep(0.1)
         yield url
     finally:
@@ -66,7 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-key"
-    path.write_text("smoke-key-1\n", encoding="utf-8")
+    path.write_text(SMOKE_KEY + "\n", encoding="utf-8")
     return path
 
 
@@ -77,11 +82,11 @@ def test_smoke_passes_and_exits_zero(served: str, key_file: Path) -> None:
     assert "✓ POST /predict (the notes' row): setosa (0), confidence" in result.stdout
     assert "✓ POST /predict (batch of 3): setosa, versicolor, virginica" in result.stdout
     assert "✓ reported version: v5 as expected" in result.stdout
-    assert "smoke-key-1" not in result.stdout + result.stderr
+    assert SMOKE_KEY not in result.stdout + result.stderr
 
 
 def test_smoke_takes_the_key_from_the_environment(served: str) -> None:
-    env = {**os.environ, "MLKUBE_API_KEY": "smoke-key-1"}  # pragma: allowlist secret
+    env = {**os.environ, "MLKUBE_API_KEY": SMOKE_KEY}  # pragma: allowlist secret
     assert mlkube("smoke", "--url", served, env=env).returncode == 0
 
 
@@ -134,14 +139,19 @@ def test_load_reports_rate_percentiles_and_no_errors(served: str, key_file: Path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = next(line for line in result.stdout.splitlines() if line.startswith("achieved"))
-    achieved = float(summary.split()[1])
-    assert 30 <= achieved <= 44, summary
-    assert "of 40 asked over 3." in summary
+    # Open loop: 40 x 3 = 120 requests fall due; each is answered or, on a starved machine, skipped as
+    # late. The count is exact whatever the machine's speed; the rate is not, so it is not asserted.
+    answered = int(summary.split(": ")[1].split(" ok")[0])
+    skipped = re.search(r"(\d+) requests skipped", result.stdout)
+    late = int(skipped.group(1)) if skipped else 0
+    assert answered + late == 120, result.stdout
+    assert answered > 0
+    assert "of 40 asked over " in summary
     assert ", 0 errors" in summary
     assert "latency p50 " in result.stdout
     assert "p99 " in result.stdout
-    assert result.stdout.count(" req/s  ok ") >= 3  # a line a second
-    assert "! replica count not followed: cannot reach a cluster" in result.stdout
+    assert result.stdout.count(" req/s  ok ") >= 2  # a line per --every, and the last one
+    assert "! replica count not followed: " in result.stdout
 
 
 def test_load_counts_errors_and_exits_one(served: str, tmp_path: Path) -> None:
@@ -152,7 +162,9 @@ def test_load_counts_errors_and_exits_one(served: str, tmp_path: Path) -> None:
     assert "requests failed (allowed: 1.0%)" in result.stderr
 
 
-def test_load_follows_the_replica_count(served: str, key_file: Path, fake: FakeKubectl) -> None:
+def scale_out(fake: FakeKubectl) -> None:
+    """The HPA asks for a third pod, which becomes ready: three polls, three states."""
+    current_context(fake)
     fake.on(
         "get",
         "deployment/ml-model-deployment",
@@ -163,25 +175,103 @@ def test_load_follows_the_replica_count(served: str, key_file: Path, fake: FakeK
         ],
     )
     fake.on("get", "hpa/ml-model-hpa", reply=reply_json(cluster.hpa(current=87, replicas=2, desired=3)))
+
+
+def test_load_follows_the_replica_count(served: str, key_file: Path, fake: FakeKubectl) -> None:
+    scale_out(fake)
     result = run_cli(
-        "load",
-        "--url",
-        served,
-        "--rps",
-        "10",
-        "--duration",
-        "1.5s",
-        "--every",
-        "0.3s",
-        "--api-key-file",
-        str(key_file),
+        "load", "--url", served, "--rps", "10", "--duration", "1s", "--api-key-file", str(key_file)
     )
     assert result.exit_code == 0, result.output
-    assert "$ kubectl get deployment/ml-model-deployment -o json" in result.stdout
-    assert "replicas 2 (2 ready); HPA CPU 87% of 50%, desired 3" in result.stdout
-    assert "replicas 2 -> 3 (2 ready)" in result.stdout
-    assert "replicas 3 -> 3 (3 ready)" in result.stdout
-    assert "replicas: 2 -> 3" in result.stdout
+    assert f"$ {PINNED} get deployment/ml-model-deployment -o json" in result.stdout
+    assert "replicas 2 (2 ready); HPA CPU 87% of 50%, desired 3" in result.stdout  # polled at the start
+    assert "replicas: 2" in result.stdout
+
+
+def test_the_replica_watch_prints_each_change(fake: FakeKubectl) -> None:
+    """Polled until the third state shows (a generous deadline; no timing is asserted)."""
+    scale_out(fake)
+    out, printed = printer()
+    watch = ReplicaWatch(Kubectl(out), every=0.01)
+    assert watch.start()
+    deadline = time.monotonic() + 60
+    while "replicas 3 -> 3 (3 ready)" not in printed.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.stop()
+    text = printed.getvalue()
+    assert "replicas 2 -> 3 (2 ready)" in text
+    assert "replicas 3 -> 3 (3 ready)" in text
+    assert watch.summary() == "replicas: 2 -> 3"
+
+
+class CountingRelay:
+    """A TCP relay in front of a real server that counts the connections it accepts."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            upstream = socket.create_connection(self.target)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def test_load_reconnects_so_new_pods_get_traffic(served: str) -> None:
+    """Each worker closes its keep-alive connection every `reconnect_every` seconds: through a Service,
+    the new connections are spread again, over the pods the HPA added too."""
+    relay = CountingRelay(served)
+    try:
+        once = LoadPlan(
+            relay.url, rps=20, duration=1.5, api_key=SMOKE_KEY, concurrency=2, tick=10, reconnect_every=60
+        )
+        run_load(once, lambda elapsed, window: None)
+        kept = relay.accepted
+        relay.accepted = 0
+        again = LoadPlan(
+            relay.url,
+            rps=20,
+            duration=1.5,
+            api_key=SMOKE_KEY,
+            concurrency=2,
+            tick=10,
+            reconnect_every=0.2,
+        )
+        total = run_load(again, lambda elapsed, window: None)
+    finally:
+        relay.close()
+    assert total.failed == 0
+    assert kept <= 2, "one connection per worker for the whole run"
+    assert relay.accepted > kept, "a fresh connection every 0.2 s of each worker's life"
 
 
 def test_an_unreachable_url_is_an_error_per_request_not_a_crash() -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from tests.kube import cluster
-from tests.kube.conftest import host_port, run_cli
+from tests.kube.conftest import current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
 from tests.support import RunningServer
 
 
 def a_cluster(fake: FakeKubectl, server: RunningServer, *, hpa: dict[str, object] | None = None) -> None:
-    fake.on("config", "current-context", reply={"stdout": "minikube\n"})
+    current_context(fake)
     fake.on(
         "get",
         "deployment/ml-model-deployment",
@@ -32,7 +32,6 @@ def a_cluster(fake: FakeKubectl, server: RunningServer, *, hpa: dict[str, object
         "get", "hpa/ml-model-hpa", reply=reply_json(hpa or cluster.hpa(current=34, replicas=2, desired=2))
     )
     fake.on("get", "service/ml-model-service", reply=reply_json(cluster.service("NodePort", 31234)))
-    fake.on("port-forward", "pod/", reply={"forward_to": host_port(server)})
     fake.on("port-forward", reply={"forward_to": host_port(server)})
 
 
@@ -49,8 +48,8 @@ def test_status_shows_pods_with_their_reported_version(fake: FakeKubectl, server
     assert rows["ml-model-deployment-abc-1"] == ["1/1", "1", "node-a", "Running", "v1"]
     assert rows["ml-model-deployment-abc-2"] == ["1/1", "0", "node-b", "Running", "v1"]
     assert rows["ml-model-deployment-def-1"] == ["0/1", "5", "minikube", "CrashLoopBackOff", "-"]
-    forwards = [line for line in fake.lines() if "port-forward" in line]
-    assert [line.split()[2] for line in forwards] == [
+    forwards = [call.command for call in fake.calls() if call.command[:1] == ["port-forward"]]
+    assert [command[1] for command in forwards] == [
         "pod/ml-model-deployment-abc-1",
         "pod/ml-model-deployment-abc-2",
     ]
@@ -90,6 +89,7 @@ def test_status_uses_minikube_for_the_url_on_a_minikube_context(
 
 
 def test_status_of_a_missing_deployment_says_so(fake: FakeKubectl) -> None:
+    current_context(fake)
     fake.on(
         "get",
         reply={

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,7 @@ from mlkube.model.bundle import (
     sha256_file,
     version_key,
 )
-
-
-@pytest.fixture
-def bundle_copy(model_dir: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", target)
-    return target
+from tests.support import copy_bundle
 
 
 def test_metadata_holds_what_the_issue_lists(bundle_copy: Path) -> None:
@@ -101,7 +94,7 @@ def test_listed_file_outside_the_folder_is_refused(bundle_copy: Path) -> None:
 
 def test_versions_count_up_numerically(tmp_path: Path, bundle_copy: Path) -> None:
     for version in ("v2", "v10"):
-        shutil.copytree(bundle_copy, tmp_path / "iris" / version)
+        copy_bundle(bundle_copy, tmp_path / "iris" / version)
     assert next_version(tmp_path, "iris") == "v11"
     assert latest_bundle_path(tmp_path, "iris").name == "v10"
     assert sorted(["v10", "v2", "v1", "candidate"], key=version_key) == ["v1", "v2", "v10", "candidate"]
@@ -140,12 +133,12 @@ def test_a_pinned_digest_refuses_a_model_rewritten_with_its_hash(bundle_copy: Pa
 
 def test_only_v_n_folders_are_chosen_as_newest(tmp_path: Path, bundle_copy: Path) -> None:
     for version in ("v2", "old-backup", "v10-rc", "zz"):
-        shutil.copytree(bundle_copy, tmp_path / "iris" / version)
+        copy_bundle(bundle_copy, tmp_path / "iris" / version)
     assert latest_bundle_path(tmp_path, "iris").name == "v2"
 
 
 def test_no_numbered_version_names_the_folders_found(tmp_path: Path, bundle_copy: Path) -> None:
-    shutil.copytree(bundle_copy, tmp_path / "pets" / "old-backup")
+    copy_bundle(bundle_copy, tmp_path / "pets" / "old-backup")
     with pytest.raises(BundleError, match=r"only old-backup, not named v<N>"):
         latest_bundle_path(tmp_path, "pets")
 

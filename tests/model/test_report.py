@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +20,7 @@ from mlkube.model.report import (
 )
 from mlkube.model.runtime import OnnxPredictor
 from mlkube.model.train import TrainParams, load_iris_dataset, read_csv_dataset, train_bundle
-from tests.model.test_train import write_fruit_csv
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the IHDR chunk, which a valid PNG has right after the signature."""
-    assert data.startswith(PNG_SIGNATURE)
-    assert data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
+from tests.support import png_size, write_fruit_csv
 
 
 def test_report_files_are_in_the_bundle_and_hashed(iris_bundle: Bundle) -> None:
@@ -42,21 +30,17 @@ def test_report_files_are_in_the_bundle_and_hashed(iris_bundle: Bundle) -> None:
         assert iris_bundle.metadata.files[name] == sha256_file(path)
 
 
-def test_a_tampered_report_is_refused_naming_the_file(iris_bundle: Bundle, tmp_path: Path) -> None:
-    copy = tmp_path / "iris" / "v1"
-    shutil.copytree(iris_bundle.path, copy)
-    with (copy / REPORT_FILE).open("a", encoding="utf-8") as report:
+def test_a_tampered_report_is_refused_naming_the_file(bundle_copy: Path) -> None:
+    with (bundle_copy / REPORT_FILE).open("a", encoding="utf-8") as report:
         report.write("\naccuracy: 1.0 (trust me)\n")
     with pytest.raises(BundleError, match=r"report\.md: sha256 mismatch"):
-        read_bundle(copy)
+        read_bundle(bundle_copy)
 
 
-def test_a_deleted_plot_is_refused(iris_bundle: Bundle, tmp_path: Path) -> None:
-    copy = tmp_path / "iris" / "v1"
-    shutil.copytree(iris_bundle.path, copy)
-    (copy / CONFUSION_MATRIX_FILE).unlink()
+def test_a_deleted_plot_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / CONFUSION_MATRIX_FILE).unlink()
     with pytest.raises(BundleError, match=r"confusion_matrix\.png: missing from the bundle"):
-        read_bundle(copy)
+        read_bundle(bundle_copy)
 
 
 def test_report_has_data_parameters_metrics_and_per_class_sections(iris_bundle: Bundle) -> None:
@@ -105,11 +89,15 @@ def test_same_seed_gives_the_same_plots(tmp_path: Path) -> None:
 
 
 def test_many_classes_and_long_names_still_draw() -> None:
-    names = [f"class-with-a-long-name-{i}" for i in range(8)]
-    matrix = np.eye(8, dtype=int).tolist()
-    width, height = png_size(confusion_matrix_png(matrix, names))
-    assert width > 0
-    assert height > 0
+    """The figure grows with the class count; the tight box takes in long labels instead of cutting them."""
+    two = png_size(confusion_matrix_png(np.eye(2, dtype=int).tolist(), ["a", "b"]))
+    short = png_size(confusion_matrix_png(np.eye(8, dtype=int).tolist(), [f"c{i}" for i in range(8)]))
+    long_names = [f"class-with-a-long-name-{i}" for i in range(8)]
+    long = png_size(confusion_matrix_png(np.eye(8, dtype=int).tolist(), long_names))
+    assert short[0] > two[0]
+    assert short[1] > two[1]
+    assert long[0] > short[0]
+    assert long[1] > short[1]
 
 
 def test_a_pipe_in_a_column_name_does_not_break_the_table(iris_bundle: Bundle) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,9 @@ import pytest
 import skops.io
 
 from mlkube.errors import BundleError
-from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle, read_bundle, sha256_file
+from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle, read_bundle
 from mlkube.model.runtime import load_predictor, load_skops
+from tests.support import edit_metadata, rehash
 
 
 def test_onnx_runtime_scores_the_notes_row(iris_bundle: Bundle) -> None:
@@ -28,14 +28,9 @@ def test_sklearn_runtime_gives_the_same_answer(iris_bundle: Bundle) -> None:
     assert onnx.classes.tolist() == sklearn.classes.tolist()
 
 
-def rehash(bundle_dir: Path) -> Bundle:
-    """Rewrite metadata.json's hashes so only the skops type check stands between the file and loading."""
-    import json
-
-    metadata_path = bundle_dir / "metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["files"][SKOPS_FILE] = sha256_file(bundle_dir / SKOPS_FILE)
-    metadata_path.write_text(json.dumps(metadata))
+def rehashed(bundle_dir: Path) -> Bundle:
+    """The bundle with the skops file's hash rewritten: only the skops type check stands in the way."""
+    rehash(bundle_dir, SKOPS_FILE)
     return read_bundle(bundle_dir)
 
 
@@ -44,48 +39,39 @@ class Exploit:
         return (print, ("pickle was executed",))
 
 
-def test_skops_file_with_untrusted_types_is_refused(iris_bundle: Bundle, tmp_path: Path) -> None:
-    bundle_dir = tmp_path / "v1"
-    shutil.copytree(iris_bundle.path, bundle_dir)
-    (bundle_dir / SKOPS_FILE).write_bytes(skops.io.dumps({"callable": np.ones(2), "estimator": pickle.loads}))
+def test_skops_file_with_untrusted_types_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / SKOPS_FILE).write_bytes(
+        skops.io.dumps({"callable": np.ones(2), "estimator": pickle.loads})
+    )
     with pytest.raises(BundleError, match="holds types mlkube does not trust"):
-        load_skops(rehash(bundle_dir))
+        load_skops(rehashed(bundle_copy))
 
 
 def test_a_pickle_in_place_of_the_skops_file_is_never_executed(
-    iris_bundle: Bundle, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    bundle_copy: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    bundle_dir = tmp_path / "v1"
-    shutil.copytree(iris_bundle.path, bundle_dir)
-    (bundle_dir / SKOPS_FILE).write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(BundleError):
-        load_skops(rehash(bundle_dir))
+    (bundle_copy / SKOPS_FILE).write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(BundleError, match=r"model\.skops: not a readable skops file"):
+        load_skops(rehashed(bundle_copy))
     assert "pickle was executed" not in capfd.readouterr().out
 
 
-def test_the_sklearn_runtime_loads_only_a_listed_skops_file(iris_bundle: Bundle, tmp_path: Path) -> None:
+def test_the_sklearn_runtime_loads_only_a_listed_skops_file(bundle_copy: Path) -> None:
     """Deleting model.skops from `files` must not let an unverified estimator load."""
-    import json
-
-    bundle_dir = tmp_path / "v1"
-    shutil.copytree(iris_bundle.path, bundle_dir)
-    metadata_path = bundle_dir / "metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    del metadata["files"][SKOPS_FILE]
-    metadata_path.write_text(json.dumps(metadata))
-    bundle = read_bundle(bundle_dir)  # every listed file is fine
+    files = dict(read_bundle(bundle_copy).metadata.files)
+    del files[SKOPS_FILE]
+    edit_metadata(bundle_copy, files=files)
+    bundle = read_bundle(bundle_copy)  # every listed file is fine
     with pytest.raises(BundleError, match=r"does not list model.skops, so it cannot be verified"):
         load_predictor(bundle, "sklearn")
 
 
 @pytest.mark.parametrize(("runtime", "file_name"), [("onnx", ONNX_FILE), ("sklearn", SKOPS_FILE)])
 def test_a_model_file_swapped_after_verification_is_never_loaded(
-    iris_bundle: Bundle, tmp_path: Path, runtime: str, file_name: str
+    bundle_copy: Path, runtime: str, file_name: str
 ) -> None:
     """What a respawned worker meets: a verified bundle in memory, a different file on disk."""
-    bundle_dir = tmp_path / "v1"
-    shutil.copytree(iris_bundle.path, bundle_dir)
-    bundle = read_bundle(bundle_dir)
-    (bundle_dir / file_name).write_bytes((bundle_dir / file_name).read_bytes() + b"\0")
+    bundle = read_bundle(bundle_copy)
+    (bundle_copy / file_name).write_bytes((bundle_copy / file_name).read_bytes() + b"\0")
     with pytest.raises(BundleError, match=rf"{file_name}: sha256 mismatch"):
         load_predictor(bundle, runtime)

@@ -7,30 +7,17 @@ disagree with the model; these are the other ways a bundle can be wrong.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mlkube.model.bundle import METADATA_FILE, ONNX_FILE, sha256_file
+from mlkube.model.bundle import METADATA_FILE, ONNX_FILE
 from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import start_server
+from tests.support import edit_metadata, rehash, start_server
 
 Breakage = Callable[[Path], None]
-
-
-def edit_metadata(bundle: Path, **changes: object) -> None:
-    metadata = json.loads((bundle / METADATA_FILE).read_text())
-    metadata.update(changes)
-    (bundle / METADATA_FILE).write_text(json.dumps(metadata))
-
-
-def rehash(bundle: Path, file_name: str) -> None:
-    """Make metadata.json vouch for the file as it now is: only the loader stands in the way."""
-    metadata = json.loads((bundle / METADATA_FILE).read_text())
-    edit_metadata(bundle, files={**metadata["files"], file_name: sha256_file(bundle / file_name)})
 
 
 def delete_model_file(bundle: Path) -> None:
@@ -84,10 +71,9 @@ BROKEN = [
 
 @pytest.mark.parametrize(("breakage", "reason"), BROKEN)
 def test_a_broken_bundle_is_never_ready_and_says_why_once(
-    model_dir: Path, tmp_path: Path, breakage: Breakage, reason: str
+    bundle_copy: Path, breakage: Breakage, reason: str
 ) -> None:
-    bundle = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", bundle)
+    bundle = bundle_copy
     breakage(bundle)
     with start_server({"MODEL_BUNDLE": str(bundle), "WORKERS": "1"}) as server:
         assert server.client.get("/health").json() == {"status": "healthy"}

@@ -15,11 +15,12 @@ from tests.reliability import traffic
 from tests.reliability.loadgen import Connection, Reply, Tally, build_request, fixed_rate
 from tests.reliability.procs import children, wait_for_children
 from tests.reliability.report import record
-from tests.support import RunningServer, start_server
+from tests.support import TIME_FACTOR, RunningServer, start_server
 
 DRAIN_SECONDS = 2.0
 GRACE_SECONDS = 5.0
 ENDPOINT_REMOVAL_SECONDS = 0.5  # how long a load balancer keeps sending after /ready turns 503
+STALL_TIMEOUT = BODY_SECONDS + 5 * TIME_FACTOR  # how long a stalled client waits for the server's 408
 
 
 def notes_row_head_and_body() -> tuple[bytes, bytes]:
@@ -108,7 +109,8 @@ def test_sigterm_under_load_drains_finishes_accepted_requests_and_exits_0(model_
     )
     assert failed == 0, (tally.errors, tally.unexpected[:5], long_reply)
     assert b'"class_name":"setosa"' in long_reply.body
-    assert drain.not_ready_after < 0.5
+    # soon enough that a load balancer lets go while the drain still serves (no machine-speed guess)
+    assert drain.not_ready_after < DRAIN_SECONDS - ENDPOINT_REMOVAL_SECONDS
     assert exit_code == 0
     assert exited_after < DRAIN_SECONDS + GRACE_SECONDS
 
@@ -196,7 +198,8 @@ def test_a_client_trickling_its_body_does_not_block_other_clients(model_dir: Pat
     assert slow_reply.seconds > 2.5
     assert others.failed == 0
     assert others.statuses[200] == 150
-    assert worst < 0.5
+    # a request held up by the trickle would wait for the rest of it: up to its whole length
+    assert worst < slow_reply.seconds / 2
 
 
 # --- a client that stops sending its body is cut off, and its slot freed -------------------------------
@@ -208,14 +211,14 @@ async def stall_then_probe(url: str, stalled: int) -> tuple[list[int], list[Repl
     connections = [Connection(url) for _ in range(stalled)]
     started = time.monotonic()
     cut_off = [
-        asyncio.create_task(connection.request_in_parts([head + body[:10]], 0.0, timeout=BODY_SECONDS + 5))
+        asyncio.create_task(connection.request_in_parts([head + body[:10]], 0.0, timeout=STALL_TIMEOUT))
         for connection in connections
     ]
     await asyncio.sleep(0.5)
     probe = Connection(url)
     statuses = []
     try:
-        while time.monotonic() - started < BODY_SECONDS + 5:
+        while time.monotonic() - started < STALL_TIMEOUT:
             statuses.append((await probe.request(traffic.notes_row().raw)).status)
             if statuses[-1] == 200:
                 break
@@ -243,5 +246,6 @@ def test_clients_that_stop_sending_their_body_are_cut_off_and_free_their_slots(m
     )
     assert statuses[0] == 503, "the stalled clients should hold every slot at first"
     assert statuses[-1] == 200
+    # 408 is the server's cut-off: past STALL_TIMEOUT the client would have given up without one
     assert {reply.status for reply in replies} == {408}
-    assert all(BODY_SECONDS <= reply.seconds < BODY_SECONDS + 2 for reply in replies)
+    assert all(BODY_SECONDS <= reply.seconds < STALL_TIMEOUT for reply in replies)

@@ -68,8 +68,13 @@ def body_kinds() -> list[Planned]:
     ]
 
 
+V2_LENGTH = "Inference-Header-Content-Length"
+V2_JSON = [("Content-Type", "application/json")]
+
+
 def head_kinds() -> list[Planned]:
     one_row = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
+    v2_row = b'{"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}'
     many = [(f"X-Filler-{i}", "x") for i in range(500)]
     return [
         Planned(
@@ -88,6 +93,12 @@ def head_kinds() -> list[Planned]:
             400,
             b"",
             "control-byte-header",
+        ),
+        Planned(  # int() of 5,000 digits raises ValueError (Python's digit limit): was a 500
+            build_request("POST", "/v2/models/iris/infer", v2_row, [*V2_JSON, (V2_LENGTH, "9" * 5000)]),
+            400,
+            b"Inference-Header-Content-Length",
+            "5000-digit-inference-header-length",
         ),
     ]
 
@@ -278,6 +289,10 @@ def row_bodies(kind: Any) -> dict[str, bytes]:
         one_row = _rows_json([ROW])
         for name, shape in HUGE_V2_SHAPES.items():
             bodies[name] = build(one_row, 1).replace(b'"shape": [1, 4]', b'"shape": ' + shape)
+        # a float in `shape` sends the decoder down its lenient second pass, over 20,000 levels of nesting
+        float_shape = build(one_row, 1).replace(b'"shape": [1, 4]', b'"shape": [1.0, 4]')
+        bodies["shape-float-deep-data"] = float_shape.replace(one_row, deep_lists(20_000))
+        bodies["shape-float-deep-extra"] = float_shape[:-1] + b', "x": ' + deep_lists(20_000) + b"}"
     return bodies
 
 

@@ -16,8 +16,7 @@ from tests.reliability import traffic
 from tests.reliability.loadgen import Planned, build_request, fixed_rate
 from tests.reliability.procs import children
 from tests.reliability.report import record
-from tests.server.test_predict import BAD_BODIES
-from tests.support import start_server
+from tests.support import BAD_BODIES, start_server
 
 KEY = "reliability-key-7Tq"
 BAD_REQUESTS = 1000

@@ -6,19 +6,17 @@ tests/model/test_runtime.py proves it of the skops loader in-process; these prov
 
 from __future__ import annotations
 
-import json
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
 import skops.io
 
-from mlkube.model.bundle import METADATA_FILE, ONNX_FILE, SKOPS_FILE, Bundle, sha256_file
+from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle
 from mlkube.model.runtime import TRUSTED_SKOPS_TYPES
 from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import start_server
+from tests.support import rehash, start_server
 
 
 class CreatesFile:
@@ -34,9 +32,7 @@ class CreatesFile:
 def plant(bundle: Path, file_name: str, data: bytes) -> None:
     """Write `data` as `file_name` and list it in metadata.json with its true hash."""
     (bundle / file_name).write_bytes(data)
-    metadata = json.loads((bundle / METADATA_FILE).read_text())
-    metadata["files"][file_name] = sha256_file(bundle / file_name)
-    (bundle / METADATA_FILE).write_text(json.dumps(metadata))
+    rehash(bundle, file_name)
 
 
 def test_the_payload_is_live_when_unpickled(tmp_path: Path) -> None:
@@ -53,10 +49,9 @@ def test_the_payload_is_live_when_unpickled(tmp_path: Path) -> None:
     ],
 )
 def test_a_pickle_in_place_of_a_model_file_is_refused_and_never_executed(
-    model_dir: Path, tmp_path: Path, file_name: str, runtime: str, reason: str
+    bundle_copy: Path, tmp_path: Path, file_name: str, runtime: str, reason: str
 ) -> None:
-    bundle = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", bundle)
+    bundle = bundle_copy
     marker = tmp_path / "executed"
     plant(bundle, file_name, pickle.dumps(CreatesFile(marker)))
     with start_server({"MODEL_BUNDLE": str(bundle), "WORKERS": "1", "MODEL_RUNTIME": runtime}) as server:
@@ -69,9 +64,8 @@ def test_a_pickle_in_place_of_a_model_file_is_refused_and_never_executed(
     assert not marker.exists()
 
 
-def test_pickle_and_joblib_files_beside_the_model_are_never_loaded(model_dir: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", bundle)
+def test_pickle_and_joblib_files_beside_the_model_are_never_loaded(bundle_copy: Path, tmp_path: Path) -> None:
+    bundle = bundle_copy
     marker = tmp_path / "executed"
     for name in ("model.pkl", "model.joblib", "model.pickle"):
         plant(bundle, name, pickle.dumps(CreatesFile(marker)))

@@ -24,12 +24,21 @@ from tests.inprocess import ProtocolDouble, ScopeDouble, in_process_app
 from tests.reliability import traffic
 from tests.reliability.loadgen import Planned, Tally, closed_loop, fixed_rate
 from tests.reliability.report import record
-from tests.support import start_server
+from tests.support import TIME_FACTOR, start_server
 
 MAX_IN_FLIGHT = 4
 CLIENTS = 64
 SECONDS = 4.0
-LATENCY_BOUND = 1.0  # seconds; with no shedding, clients past the connection limit waited > 5 s
+# With no shedding, clients past the connection limit waited > 5 s in the kernel's backlog. On an idle
+# machine every answer takes well under IDLE_BOUND; the 99th percentile must stay under it times the
+# machine factor, which stays below those 5 s (one slow outlier on a loaded machine is not a queue).
+IDLE_BOUND = 1.0
+LATENCY_BOUND = min(IDLE_BOUND * TIME_FACTOR, 4.0)
+
+
+def p99(tally: Tally) -> float:
+    values = sorted(value for latencies in tally.latencies.values() for value in latencies)
+    return values[min(len(values) - 1, int(0.99 * len(values)))] if values else float("nan")
 
 
 def test_more_clients_than_max_in_flight_get_fast_503s_and_probes_still_answer(model_dir: Path) -> None:
@@ -58,9 +67,9 @@ def test_more_clients_than_max_in_flight_get_fast_503s_and_probes_still_answer(m
     assert shed > 0
     assert tally.statuses[200] > 0
     assert tally.retry_after == {"1": shed}
-    assert max(max(values) for values in tally.latencies.values()) < LATENCY_BOUND
+    assert p99(tally) < LATENCY_BOUND
     assert probes.failed == 0, (probes.errors, probes.unexpected[:5])
-    assert max(max(values) for values in probes.latencies.values()) < LATENCY_BOUND
+    assert p99(probes) < LATENCY_BOUND
 
 
 async def overload(url: str) -> tuple[Tally, Tally]:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
-
-OLD_KEY = "old-key-Zx81-4f0c2a"
-NEW_KEY = "new-key-Qa47-9b7d1e"
-
-
-@pytest.fixture(scope="module")
-def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server(
-        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": f"{OLD_KEY},{NEW_KEY}"}
-    ) as running:
-        yield running
+from tests.support import KEY as NEW_KEY
+from tests.support import OLD_KEY, RunningServer, start_server
 
 
 def test_without_a_configured_key_predict_is_open(server: RunningServer) -> None:
@@ -67,14 +57,22 @@ def test_probe_and_metrics_routes_stay_open(keyed_server: RunningServer, path: s
 
 
 def test_keys_never_reach_the_log(keyed_server: RunningServer) -> None:
-    keyed_server.client.post("/predict", json={"features": NOTES_ROW}, headers={"x-api-key": OLD_KEY})
-    keyed_server.client.post(
-        "/predict", json={"features": NOTES_ROW}, headers={"authorization": f"Bearer {NEW_KEY}"}
-    )
-    keyed_server.client.get("/health", headers={"x-request-id": "last-one"})
-    keyed_server.wait_for_log("last-one")
-    log = "\n".join(keyed_server.log_lines())
-    assert "request" in log
+    sent = {
+        "old-key-request": {"x-api-key": OLD_KEY},
+        "new-key-request": {"authorization": f"Bearer {NEW_KEY}"},
+    }
+    for request_id, key in sent.items():
+        headers = {**key, "x-request-id": request_id}
+        answer = keyed_server.client.post("/predict", json={"features": NOTES_ROW}, headers=headers)
+        assert answer.status_code == 200
+    logged = keyed_server.wait_for_log('"request_id":"new-key-request"')
+    assert len(logged) == 1, "the access log never showed the second request"
+    lines = keyed_server.log_lines()
+    access = [json.loads(line) for line in lines if '"request_id"' in line]
+    entries = {entry["request_id"]: entry for entry in access if entry["request_id"] in sent}
+    logged_as = {request_id: (entry["path"], entry["status"]) for request_id, entry in entries.items()}
+    assert logged_as == dict.fromkeys(sent, ("/predict", 200))
+    log = "\n".join(lines)
     assert OLD_KEY not in log
     assert NEW_KEY not in log
 

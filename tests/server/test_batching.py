@@ -14,8 +14,7 @@ from numpy.typing import NDArray
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import OnnxPredictor, Scores
 from mlkube.server.batching import MicroBatcher, feed_rows, join_feeds
-from tests.server.test_metrics import samples_after_flush, value
-from tests.support import RunningServer, start_server
+from tests.support import RunningServer, metric_samples, metric_value, start_server, wait_for_metric
 
 ROWS = np.array(
     [
@@ -134,7 +133,7 @@ def test_concurrent_http_requests_are_joined_and_each_answer_is_its_own(one_work
     distinct = [[float(v) + step for v in row] for row in ROWS.tolist() for step in (0.0, 0.1, 0.2, 0.3)]
     alone_answers = [one_worker.client.post("/predict", json={"features": row}).json() for row in distinct]
     assert len({answer["prediction"] for answer in alone_answers}) == 3  # a mixed-up slice would show
-    before = samples_after_flush(one_worker)
+    before = metric_samples(one_worker)
 
     def ask(index: int) -> tuple[int, dict[str, object]]:
         answer = one_worker.client.post("/predict", json={"features": distinct[index % len(distinct)]})
@@ -145,9 +144,11 @@ def test_concurrent_http_requests_are_joined_and_each_answer_is_its_own(one_work
         answers = list(pool.map(ask, range(400)))
     for index, answer in answers:
         assert answer == alone_answers[index % len(distinct)]
-    after = samples_after_flush(one_worker)
-    calls = value(after, "mlkube_model_call_rows_count") - value(before, "mlkube_model_call_rows_count")
-    rows = value(after, "mlkube_model_call_rows_sum") - value(before, "mlkube_model_call_rows_sum")
+    rows_before = metric_value(before, "mlkube_model_call_rows_sum")
+    after = wait_for_metric(one_worker, "mlkube_model_call_rows_sum", rows_before + 400)
+    calls_before = metric_value(before, "mlkube_model_call_rows_count")
+    calls = metric_value(after, "mlkube_model_call_rows_count") - calls_before
+    rows = metric_value(after, "mlkube_model_call_rows_sum") - rows_before
     assert rows == 400  # every row scored exactly once
     assert calls < rows  # and some calls held the rows of several requests
 

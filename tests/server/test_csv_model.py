@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlkube.model.train import TrainParams, read_csv_dataset, train_bundle
-from tests.model.test_train import write_fruit_csv
-from tests.support import start_server
+from tests.support import start_server, write_fruit_csv
 
 
 def test_csv_trained_model_serves_its_classes(tmp_path: Path) -> None:

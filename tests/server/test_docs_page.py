@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -11,11 +12,7 @@ from typing import Any
 import pytest
 
 from mlkube.server.docs import ASSETS
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+from tests.support import RunningServer
 
 
 def test_page_is_html_with_a_same_origin_policy(server: RunningServer) -> None:
@@ -47,20 +44,20 @@ def test_unknown_asset_is_json_404(server: RunningServer) -> None:
     assert "error" in response.json()
 
 
-def test_swagger_ui_licence_ships_with_it() -> None:
+def test_swagger_ui_licence_ships_with_it_and_the_readme_names_the_vendored_version() -> None:
     folder = resources.files("mlkube.server") / "static" / "swagger-ui"
     assert "Apache License" in (folder / "LICENSE").read_text()
-    assert "swagger-ui-dist` 5.35.0" in (folder / "README.md").read_text()
+    vendored = re.search(r'PACKAGE_VERSION:"([0-9.]+)"', (folder / "swagger-ui-bundle.js").read_text())
+    assert vendored is not None, "the bundle no longer states its version"
+    assert f"swagger-ui-dist` {vendored.group(1)}" in (folder / "README.md").read_text()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def test_vendored_files_match_the_hashes_the_readme_lists() -> None:
+    folder = resources.files("mlkube.server") / "static" / "swagger-ui"
+    listed = re.findall(r"^\| (\S+) \| ([0-9a-f]{64}) \|$", (folder / "README.md").read_text(), re.MULTILINE)
+    assert listed, "the README lists no file hashes"
+    for name, digest in listed:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
 
 
 class PageRecord:
@@ -86,9 +83,9 @@ class PageRecord:
         assert not self.errors, self.errors
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def docs_page(browser: Any, server: RunningServer) -> Iterator[tuple[Any, PageRecord]]:
-    """One page load for the module: Swagger UI takes seconds to start on a shared 2-core machine."""
+    """A page of each test's own (Swagger UI takes seconds to start on a shared 2-core machine)."""
     page = browser.new_page()
     record = PageRecord(page)
     page.goto(f"{server.url}/docs")
@@ -98,7 +95,6 @@ def docs_page(browser: Any, server: RunningServer) -> Iterator[tuple[Any, PageRe
 
 
 @pytest.mark.browser
-@needs_chromium
 def test_docs_page_lists_every_route(docs_page: tuple[Any, PageRecord], server: RunningServer) -> None:
     document = server.client.get("/openapi.json").json()
     expected = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
@@ -115,7 +111,6 @@ def test_docs_page_lists_every_route(docs_page: tuple[Any, PageRecord], server: 
 
 
 @pytest.mark.browser
-@needs_chromium
 def test_try_it_out_on_predict_returns_a_prediction(
     docs_page: tuple[Any, PageRecord], server: RunningServer
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
+from tests.support import KEY, RunningServer, start_server
 
 PREDICT = "/v1/models/iris:predict"
 
@@ -42,9 +42,17 @@ def test_unknown_model_is_json_404(server: RunningServer, method: str, path: str
     assert response.json() == {"error": "unknown model 'mnist': this server serves 'iris'"}
 
 
-def test_predict_path_without_the_colon_verb_is_not_a_route(server: RunningServer) -> None:
-    assert server.client.post("/v1/models/iris:explain", json={"instances": [NOTES_ROW]}).status_code == 404
-    assert server.client.get(PREDICT).status_code == 405
+@pytest.mark.parametrize("path", ["/v1/models/iris/predict", "/v1/models/iris:explain", "/v1/models/iris:"])
+def test_only_the_colon_predict_verb_is_a_route(server: RunningServer, path: str) -> None:
+    response = server.client.post(path, json={"instances": [NOTES_ROW]})
+    assert response.status_code == 404
+    assert response.json() == {"error": f"no route POST {path}"}
+
+
+def test_get_on_the_predict_verb_is_405_with_allow(server: RunningServer) -> None:
+    response = server.client.get(PREDICT)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize(
@@ -72,17 +80,13 @@ def test_batch_over_max_batch_size_is_refused(server: RunningServer) -> None:
     assert response.json() == {"error": "1001 rows is more than MAX_BATCH_SIZE=1000"}
 
 
-def test_v1_routes_need_the_api_key_when_one_is_set(model_dir: Path) -> None:
-    with start_server(
-        {"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": "v1-key-0123456789ab"}
-    ) as running:
-        client = running.client
-        assert client.get("/v1/models").status_code == 401
-        assert client.post(PREDICT, json={"instances": [NOTES_ROW]}).status_code == 401
-        answer = client.post(
-            PREDICT, json={"instances": [NOTES_ROW]}, headers={"x-api-key": "v1-key-0123456789ab"}
-        )
-        assert answer.json() == {"predictions": [0]}
+def test_v1_routes_need_the_api_key_when_one_is_set(keyed_server: RunningServer) -> None:
+    client = keyed_server.client
+    assert client.get("/v1/models").status_code == 401
+    assert client.get("/v1/models/iris").status_code == 401
+    assert client.post(PREDICT, json={"instances": [NOTES_ROW]}).status_code == 401
+    answer = client.post(PREDICT, json={"instances": [NOTES_ROW]}, headers={"x-api-key": KEY})
+    assert answer.json() == {"predictions": [0]}
 
 
 def test_model_status_is_503_while_the_model_is_not_loaded(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import shutil
 import signal
 import socket
 import time
@@ -22,10 +21,8 @@ from tests.conftest import NOTES_ROW
 from tests.support import free_port, spawn_server, start_server, wait_until_answering
 
 
-def test_tampered_bundle_keeps_the_server_alive_but_not_ready(model_dir: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "iris" / "v1"
-    shutil.copytree(model_dir / "iris" / "v1", bundle)
-    onnx = bundle / "model.onnx"
+def test_tampered_bundle_keeps_the_server_alive_but_not_ready(bundle_copy: Path, tmp_path: Path) -> None:
+    onnx = bundle_copy / "model.onnx"
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0x01
     onnx.write_bytes(bytes(data))

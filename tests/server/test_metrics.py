@@ -2,51 +2,39 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.parser import text_string_to_metric_families
 
-from mlkube.server.metrics import FLUSH_SECONDS, _LocalHistogram
+from mlkube.server.metrics import _LocalHistogram
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
+from tests.support import RunningServer, poll, wait_for_metric, workers_counting
+from tests.support import metric_samples as samples
+from tests.support import metric_value as value
 
-
-def samples(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = server.client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def samples_after_flush(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Workers push their counts every FLUSH_SECONDS; the answering worker flushes its own first."""
-    time.sleep(FLUSH_SECONDS + 0.2)
-    return samples(server)
-
-
-def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    labels = {"model_name": "iris", "model_version": "v1", **labels}
-    return found.get((name, frozenset(labels.items())), 0.0)
+PREDICT_200 = {"route": "/predict", "method": "POST", "status": "200"}
 
 
 def test_counts_from_every_worker_are_merged(two_workers: RunningServer) -> None:
-    # fresh connections are spread over both workers by the kernel; 60 requests reach both in practice
-    for _ in range(60):
-        with two_workers.client.stream(
-            "POST", "/predict", json={"features": NOTES_ROW}, headers={"connection": "close"}
-        ):
-            pass
-    found = samples_after_flush(two_workers)
-    assert value(found, "mlkube_requests_total", route="/predict", method="POST", status="200") == 60
-    assert value(found, "mlkube_predictions_total", class_name="setosa") == 60
-    assert value(found, "mlkube_request_duration_seconds_count", route="/predict") == 60
+    sent = 0
+
+    def both_workers_answered() -> bool:
+        """Fresh connections, which the kernel spreads over both workers, until each has counted some."""
+        nonlocal sent
+        for _ in range(10):
+            with two_workers.client.stream(
+                "POST", "/predict", json={"features": NOTES_ROW}, headers={"connection": "close"}
+            ):
+                sent += 1
+        return len(workers_counting(two_workers, "mlkube_requests_total", **PREDICT_200)) == 2
+
+    assert poll(both_workers_answered, interval=0.3), "one worker answered every request"
+    found = wait_for_metric(two_workers, "mlkube_requests_total", sent, **PREDICT_200)
+    per_worker = workers_counting(two_workers, "mlkube_requests_total", **PREDICT_200)
+    assert len(per_worker) == 2
+    assert value(found, "mlkube_requests_total", **PREDICT_200) == sum(per_worker.values()) == sent
+    assert value(found, "mlkube_predictions_total", class_name="setosa") == sent
+    assert value(found, "mlkube_request_duration_seconds_count", route="/predict") == sent
 
 
 def test_errors_predictions_confidence_and_model_info_are_exported(server: RunningServer) -> None:

@@ -11,21 +11,13 @@ import pytest
 
 from mlkube.model.bundle import Bundle
 from tests.conftest import NOTES_ROW
-from tests.server.test_metrics import samples_after_flush, value
-from tests.support import RunningServer, start_server
+from tests.support import KEY, RunningServer, metric_samples, metric_value, start_server, wait_for_metric
 
-KEY = "page-key-Hn42-7c1d"
 ASSETS = {
     "page.css": "text/css; charset=utf-8",
     "page.js": "text/javascript; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
-
-
-@pytest.fixture(scope="module")
-def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": KEY}) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +174,15 @@ def test_proba_needs_the_key_when_one_is_set(keyed_server: RunningServer) -> Non
 
 
 def test_proba_requests_and_predictions_are_counted(server: RunningServer) -> None:
-    before = samples_after_flush(server)
-    for _ in range(3):
-        server.client.post("/predict/proba", json={"features": NOTES_ROW})
-    after = samples_after_flush(server)
     requests = {"route": "/predict/proba", "method": "POST", "status": "200"}
     setosa = {"class_name": "setosa"}
+    before = metric_samples(server)
+    for _ in range(3):
+        server.client.post("/predict/proba", json={"features": NOTES_ROW})
+    expected = metric_value(before, "mlkube_requests_total", **requests) + 3
+    after = wait_for_metric(server, "mlkube_requests_total", expected, **requests)
     for name, labels in (("mlkube_requests_total", requests), ("mlkube_predictions_total", setosa)):
-        assert value(after, name, **labels) - value(before, name, **labels) == 3
+        assert metric_value(after, name, **labels) - metric_value(before, name, **labels) == 3
 
 
 def test_get_on_proba_is_405(server: RunningServer) -> None:

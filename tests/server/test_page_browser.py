@@ -1,7 +1,7 @@
 """The model page in a real headless Chromium (Debian's `chromium`, driven by Playwright's Python package).
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium. Without it these tests skip
-with that reason (`.ci/system-deps` installs it).
+saying how to install it, or fail under CI=true (`make system-deps` installs it).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from tests.server.test_page import KEY
-from tests.support import CHROMIUM, CHROMIUM_ARGS, RunningServer, start_server
+from tests.support import KEY, RunningServer, png_size, start_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -26,10 +25,7 @@ BORDERLINE = ["6.0", "2.7", "5.1", "1.6"]  # versicolor 60 %, virginica 40 % wit
 TIMEOUT_MS = 10_000
 DASH = "\u2013"  # the page's "no prediction" mark and range separator
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found (Debian package chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @dataclass
@@ -44,14 +40,6 @@ class Tab:
         return [m.text for m in self.console if m.type == "error"] + self.errors
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def tab(browser: Browser) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -62,12 +50,6 @@ def tab(browser: Browser) -> Iterator[Tab]:
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     yield opened
     context.close()
-
-
-@pytest.fixture(scope="module")
-def keyed_server(model_dir: Path) -> Iterator[RunningServer]:
-    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "1", "API_KEY": KEY}) as running:
-        yield running
 
 
 def open_page(tab: Tab, server: RunningServer) -> Page:
@@ -203,7 +185,10 @@ def test_screenshot_of_the_page(tab: Tab, server: RunningServer) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "model-page.png"
     page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
+    document = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
+    assert png_size(path.read_bytes()) == tuple(document)  # the whole page, at the viewport's width
 
 
 # --- models that are not the Iris forest: text features, a regressor --------------------------------------

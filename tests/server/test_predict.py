@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
+from tests.support import BAD_BODIES, RunningServer, poll, workers_counting
 
 NOTES_CURL = (
     'curl -s -X POST {url}/predict -H "Content-Type: application/json" '
@@ -79,48 +79,6 @@ def test_ready_reports_the_model_once_loaded(server: RunningServer) -> None:
     assert response.json() == {"status": "ready", "model": "iris", "version": "v1", "runtime": "onnx"}
 
 
-BAD_BODIES = [
-    pytest.param(b"{not json", 400, "not valid JSON", id="invalid-json"),
-    pytest.param(b"", 400, "not valid JSON", id="empty-body"),
-    pytest.param(b'{"features": [1, 2, NaN, 4]}', 400, "not valid JSON", id="nan-literal"),
-    pytest.param(b'{"features": [1, 2, Infinity, 4]}', 400, "not valid JSON", id="infinity-literal"),
-    pytest.param(b"[5.1, 3.5, 1.4, 0.2]", 422, "Expected object", id="array-body"),
-    pytest.param(b'"features"', 422, "Expected object", id="string-body"),
-    pytest.param(b"{}", 422, "missing 'features': a list of 4 numbers", id="missing-features"),
-    pytest.param(b'{"feature": [1, 2, 3, 4]}', 422, "missing 'features'", id="misspelled-key"),
-    pytest.param(b'{"features": [1, 2, 3]}', 422, "features has 3 values, expected 4", id="too-few"),
-    pytest.param(b'{"features": [1, 2, 3, 4, 5]}', 422, "expected 4", id="too-many"),
-    pytest.param(b'{"features": []}', 422, "expected 4", id="empty-features"),
-    pytest.param(b'{"features": "5.1,3.5,1.4,0.2"}', 422, "Expected array", id="string-features"),
-    pytest.param(
-        b'{"features": ["5.1", 3.5, 1.4, 0.2]}', 422, "got str - at $.features[0]", id="string-value"
-    ),
-    pytest.param(b'{"features": [true, 3.5, 1.4, 0.2]}', 422, "got bool", id="boolean"),
-    pytest.param(b'{"features": [null, 3.5, 1.4, 0.2]}', 422, "got null", id="null"),
-    pytest.param(b'{"features": [[5.1, 3.5, 1.4, 0.2]]}', 422, "got array", id="nested-list"),
-    pytest.param(b'{"features": [1e999, 3.5, 1.4, 0.2]}', 422, "out of range", id="overflow-to-infinity"),
-    pytest.param(b'{"features": [1e300, 3.5, 1.4, 0.2]}', 422, "must lie within", id="beyond-float32"),
-    pytest.param(b'{"instances": []}', 422, "no rows", id="empty-batch"),
-    pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2]]}', 422, "row 1 has 2 values", id="ragged-batch"),
-    pytest.param(
-        b'{"instances": [[1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3]]}',
-        422,
-        "row 1 has 5 values",
-        id="ragged-sum",
-    ),
-    pytest.param(
-        b'{"instances": [[1, 2, 3, 4], [1, 2, 3e38, -4e38]]}', 422, "must lie within", id="batch-beyond"
-    ),
-    pytest.param(b'{"instances": [1, 2, 3, 4]}', 422, "got int", id="flat-instances"),
-    pytest.param(
-        b'{"features": [1, 2, 3, 4], "instances": [[1, 2, 3, 4]]}',
-        422,
-        "not both",
-        id="features-and-instances",
-    ),
-]
-
-
 @pytest.mark.parametrize(("body", "status", "message"), BAD_BODIES)
 def test_bad_input_gets_a_json_error_with_a_4xx(
     server: RunningServer, body: bytes, status: int, message: str
@@ -185,10 +143,18 @@ def test_request_id_is_echoed_or_generated(server: RunningServer) -> None:
 
 
 def test_generated_request_ids_differ_across_workers(two_workers: RunningServer) -> None:
-    # a worker must not repeat its sibling's random sequence (new connections reach both workers)
-    ids = [
-        two_workers.client.get("/health", headers={"connection": "close"}).headers["x-request-id"]
-        for _ in range(60)
-    ]
+    """A worker must not repeat its sibling's random sequence: ids from both workers, all different."""
+    health = {"route": "/health", "method": "GET", "status": "200"}
+    before = workers_counting(two_workers, "mlkube_requests_total", **health)
+    ids: list[str] = []
+
+    def both_workers_answered() -> bool:
+        for _ in range(20):  # fresh connections: the kernel spreads them over both workers
+            answer = two_workers.client.get("/health", headers={"connection": "close"})
+            ids.append(answer.headers["x-request-id"])
+        after = workers_counting(two_workers, "mlkube_requests_total", **health)
+        return sum(count > before.get(pid, 0) for pid, count in after.items()) == 2
+
+    assert poll(both_workers_answered, interval=0.3), "one worker answered every request"
     assert len(set(ids)) == len(ids)
     assert all(len(given) == 24 and int(given, 16) >= 0 for given in ids)

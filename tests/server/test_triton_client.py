@@ -13,6 +13,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from mlkube import __version__
 from tests.conftest import NOTES_ROW
 from tests.support import RunningServer
 
@@ -59,7 +60,7 @@ def test_server_is_live_ready_and_describes_itself(client: triton.InferenceServe
     assert client.is_server_ready()
     assert client.get_server_metadata() == {
         "name": "mlkube",
-        "version": "0.1.0",
+        "version": __version__,
         "extensions": ["binary_tensor_data"],
     }
 

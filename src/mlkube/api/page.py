@@ -42,6 +42,8 @@ class ModelCard(msgspec.Struct):
     params: dict[str, object]
     task: str = "classification"
     """`classification` or `regression` (no classes: the page shows the predicted value)."""
+    drift: DriftSignals | None = None
+    """Live signals of the running workers; filled per request by `GET /model`."""
 
 
 class ProbaPrediction(msgspec.Struct):
@@ -56,3 +58,36 @@ class ProbaPrediction(msgspec.Struct):
 
 class ProbaBatch(msgspec.Struct):
     predictions: list[ProbaPrediction]
+
+
+class FeatureDrift(msgspec.Struct):
+    """One feature's values outside its training range, in every row scored since the workers started."""
+
+    name: str
+    below_min: int
+    above_max: int
+    share: float | None
+    """(below_min + above_max) / rows scored; None before the first row."""
+
+
+class ClassShare(msgspec.Struct):
+    """One class: its predictions in the recent window, their share, and its share in training."""
+
+    name: str
+    recent: int
+    share: float | None
+    """recent / all recent predictions; None when the window is empty."""
+    training: float | None
+    """Share of the class in the held-out rows (a stratified split: the training shares); None if unknown."""
+
+
+class DriftSignals(msgspec.Struct):
+    """What the running workers (all of them, merged) have seen: the model card's drift section."""
+
+    rows: int
+    """Rows scored since the workers started."""
+    features: list[FeatureDrift]
+    window_seconds: int
+    recent: int
+    """Predictions in the last `window_seconds` (the window slides in steps of a tenth of it)."""
+    classes: list[ClassShare]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mlkube.kube import names
 from mlkube.kube.kubectl import Kubectl
-from mlkube.kube.objects import Deployment, ObjectList, PodTemplate, ReplicaSet
+from mlkube.kube.objects import Deployment, ObjectList, ReplicaSet
 from mlkube.kube.output import Output
 
 
@@ -22,12 +22,12 @@ class Revision:
     current: bool
 
 
-def recorded_version(template: PodTemplate, annotations: dict[str, str]) -> str | None:
-    """The version a revision's pods report: the pod template's MODEL_VERSION (what `mlkube release`
-    sets), else mlkube's annotation, else unknown (a ConfigMap value is not part of the revision)."""
-    container = template.spec.container(names.CONTAINER)
-    from_env = container.env_value(names.MODEL_VERSION_ENV) if container else None
-    return from_env or annotations.get(names.MODEL_VERSION_ANNOTATION)
+def recorded_version(annotations: dict[str, str]) -> str | None:
+    """The version a revision's pods report, as `mlkube release` recorded it: the annotation
+    mlkube.io/model-version it sets on the Deployment, which the controller copies onto the revision's
+    ReplicaSet. None for a revision not made by `mlkube release` (the image itself carries the version;
+    the ConfigMap's MODEL_VERSION is empty and not part of a revision)."""
+    return annotations.get(names.MODEL_VERSION_ANNOTATION)
 
 
 def current_revision(deployment: Deployment) -> int | None:
@@ -71,7 +71,7 @@ def _revision(rs: ReplicaSet, current: int | None) -> Revision:
     return Revision(
         number=number,
         image=container.image if container else "?",
-        model_version=recorded_version(rs.spec.template, rs.metadata.annotations),
+        model_version=recorded_version(rs.metadata.annotations),
         change_cause=rs.metadata.annotations.get(names.CHANGE_CAUSE, ""),
         pods=rs.status.replicas,
         ready=rs.status.ready_replicas,

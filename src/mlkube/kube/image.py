@@ -29,6 +29,10 @@ class BuildRequest:
     profile: str = "minikube"
     kind_cluster: str = "kind"
     engine: str | None = None
+    bundle: Path | None = None
+    """An existing bundle folder inside the context to ship (MODEL_SOURCE=copy) instead of training."""
+    network: str | None = None
+    """The network of the build's RUN steps (`host` where the engine has no bridge network)."""
 
 
 def parse_docker_env(text: str) -> dict[str, str]:
@@ -55,13 +59,17 @@ def build_image(out: Output, request: BuildRequest, *, dry_run: bool = False) ->
     dockerfile = request.dockerfile or request.context / "Dockerfile"
     if not dockerfile.is_file():
         raise KubeError(f"no Dockerfile at {dockerfile}: run from the repository root or pass --file")
+    bundle_arg = bundle_build_arg(request)
     engine = _engine(out, request.engine, dry_run)
     minikube = Runner(
         "minikube", out, dry_run=dry_run, timeout=120, install_hint="see https://minikube.sigs.k8s.io"
     )
     if request.into == "minikube" and engine.tool == "docker":
         engine.env = _minikube_docker_env(minikube, request.profile, out)
-    _build(engine, request, dockerfile)
+    if engine.tool == "docker":
+        # The Dockerfile builds only the stages its target needs: BuildKit (Docker < 23 defaults to legacy).
+        engine.env = {**(engine.env or {}), "DOCKER_BUILDKIT": "1"}
+    _build(engine, request, dockerfile, bundle_arg)
     if request.into == "minikube" and engine.tool != "docker":
         minikube.run("image", "load", request.tag, "-p", request.profile, timeout=1800)
     elif request.into == "kind":
@@ -115,8 +123,25 @@ def tag_of(image: str) -> str | None:
     return last.rsplit(":", 1)[1] if ":" in last else None
 
 
-def _build(engine: Runner, request: BuildRequest, dockerfile: Path) -> None:
+def bundle_build_arg(request: BuildRequest) -> list[str]:
+    """`--bundle models/iris/v3` → MODEL_SOURCE=copy and BUNDLE=<its path inside the context>: BuildKit's
+    built-in frontend copies it from the context (a named build context would need buildx)."""
+    if request.bundle is None:
+        return []
+    bundle, context = request.bundle.resolve(), request.context.resolve()
+    if not (bundle / "metadata.json").is_file():
+        raise KubeError(f"{request.bundle} is not a model bundle (no metadata.json): see `mlkube train`")
+    if not bundle.is_relative_to(context):
+        raise KubeError(
+            f"{request.bundle} is outside the build context {request.context}: copy it under models/"
+        )
+    return ["MODEL_SOURCE=copy", f"BUNDLE={bundle.relative_to(context).as_posix()}"]
+
+
+def _build(engine: Runner, request: BuildRequest, dockerfile: Path, extra_args: list[str]) -> None:
     args = ["build", "-t", request.tag, "-f", str(dockerfile)]
-    for build_arg in build_args(request):
+    if request.network:
+        args += ["--network", request.network]
+    for build_arg in [*build_args(request), *extra_args]:
         args += ["--build-arg", build_arg]
     engine.stream(*args, str(request.context))

@@ -29,6 +29,7 @@ _UNREACHABLE = (
 )
 _UNKNOWN_CONTEXT = re.compile(
     r"context was not found for specified context: (\S+)|context \"([^\"]+)\" does not exist"
+    r"|cannot locate context (\S+)"
 )
 _NOT_FOUND = re.compile(r"\(NotFound\)")
 _NO_CONTEXT = ("current-context is not set", "no configuration has been provided")
@@ -86,6 +87,22 @@ class Kubectl(Runner):
             )
         return name
 
+    def pinned(self) -> Kubectl:
+        """The same runner with the context and namespace resolved now and passed on every later call, so
+        that switching context in another terminal cannot send a step (a rollback!) to another cluster.
+        A dry run stays as it is: it talks to no cluster."""
+        if self.dry_run or (self.target.context and self.target.namespace):
+            return self
+        context = self.current_context()
+        namespace = self.target.namespace or self.context_namespace(context)
+        return Kubectl(self.out, Target(context, namespace), dry_run=self.dry_run, timeout=self.timeout)
+
+    def context_namespace(self, context: str) -> str:
+        """The namespace a context defaults to (`default` when it names none)."""
+        which = [] if self.target.context else ["--context", context]
+        completed = self.run("config", "view", "--minify", *which, "-o", "jsonpath={..namespace}", quiet=True)
+        return completed.stdout.strip() or "default"
+
     def contexts(self) -> list[str]:
         completed = self.run("config", "get-contexts", "-o", "name", quiet=True, check=False)
         return completed.stdout.split()
@@ -105,7 +122,7 @@ class Kubectl(Runner):
         line = completed.error_line()
         unknown = _UNKNOWN_CONTEXT.search(completed.stderr)
         if unknown:
-            name = unknown.group(1) or unknown.group(2)
+            name = unknown.group(1) or unknown.group(2) or unknown.group(3)
             known = ", ".join(self.contexts()) or "none"
             return WrongContext(
                 f"kubectl context {name!r} does not exist (contexts in your kubeconfig: {known})"

@@ -52,6 +52,9 @@ class LoadPlan:
     concurrency: int = 64
     timeout: float = 5.0
     tick: float = 5.0
+    reconnect_every: float = 2.0
+    """Each connection is closed after this many seconds and opened anew, so that the Service spreads
+    it again and pods the HPA adds get their share (a keep-alive connection stays on its first pod)."""
 
 
 @dataclass
@@ -172,11 +175,15 @@ def _dispatch(
 def _work(plan: LoadPlan, body: bytes, tickets: queue.Queue[float | None], recorder: _Recorder) -> None:
     headers = {"Content-Type": "application/json"}
     with HttpClient(plan.url, timeout=plan.timeout, headers=key_headers(plan.api_key)) as client:
+        opened = time.monotonic()
         while (due := tickets.get()) is not None:
             started = time.monotonic()
             if started - due > MAX_LATE:
                 recorder.skip_late()
                 continue
+            if started - opened >= plan.reconnect_every:
+                client.close()  # the next request connects anew
+                opened = started
             try:
                 reply = client.request("POST", "/predict", body, headers)
                 outcome = "ok" if reply.status == 200 else f"HTTP {reply.status}"

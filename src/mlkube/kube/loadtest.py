@@ -11,7 +11,7 @@ from mlkube.kube.errors import KubeError
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.load import LoadPlan, Window, percentile, run_load
 from mlkube.kube.replicas import ReplicaWatch
-from mlkube.kube.secret import cluster_key, local_key
+from mlkube.kube.secret import cluster_key, first_key, local_key
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ def load_test(kubectl: Kubectl, request: LoadRequest) -> Window:
     """Run the load; KubeError when more than `max_error_ratio` of the requests failed."""
     out = kubectl.out
     key = local_key(request.api_key_file)
+    key = first_key(key) if key else None
+    if request.url is None or request.watch:
+        kubectl = _pinned_or_unpinned(kubectl, needed=request.url is None)
     with ExitStack() as stack:
         if request.url is None and not kubectl.dry_run:
             key = key or cluster_key(kubectl)
@@ -61,6 +64,17 @@ def load_test(kubectl: Kubectl, request: LoadRequest) -> Window:
             f"{total.failed} of {answered} requests failed (allowed: {request.max_error_ratio:.1%})"
         )
     return total
+
+
+def _pinned_or_unpinned(kubectl: Kubectl, *, needed: bool) -> Kubectl:
+    """The context pinned for the whole run; without a cluster, when only the replica watch needed it,
+    the watch says so itself and the load still runs against --url."""
+    try:
+        return kubectl.pinned()
+    except KubeError:
+        if needed:
+            raise
+        return kubectl
 
 
 def window_line(elapsed: float, window: Window) -> str:

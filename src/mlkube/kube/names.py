@@ -13,6 +13,5 @@ PORT = 5000
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 REVISION = "deployment.kubernetes.io/revision"
 MODEL_VERSION_ANNOTATION = "mlkube.io/model-version"
-MODEL_VERSION_ENV = "MODEL_VERSION"
 
 MANIFESTS = "deploy/kubernetes"

@@ -43,6 +43,7 @@ class NamedRef(_Object):
 
 class EnvFromSource(_Object):
     secret_ref: NamedRef | None = None
+    config_map_ref: NamedRef | None = None
 
 
 class KeyToPath(_Object):
@@ -64,9 +65,7 @@ class Container(_Object):
     image: str = ""
     env: list[EnvVar] = []
     env_from: list[EnvFromSource] = []
-
-    def env_value(self, name: str) -> str | None:
-        return next((var.value for var in self.env if var.name == name), None)
+    image_pull_policy: str = ""
 
 
 class PodSpec(_Object):
@@ -246,6 +245,35 @@ class HorizontalPodAutoscaler(_Object):
             if metric.resource is not None and metric.resource.name == "cpu":
                 return metric.resource.current.average_utilization
         return None
+
+
+class JobStatus(_Object):
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    conditions: list[Condition] = []
+
+
+class Job(_Object):
+    metadata: Metadata = msgspec.field(default_factory=Metadata)
+    status: JobStatus = msgspec.field(default_factory=JobStatus)
+
+    def _condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.status.conditions if c.type == kind and c.status == "True"), None)
+
+    @property
+    def succeeded(self) -> bool:
+        return self._condition("Complete") is not None
+
+    @property
+    def failed(self) -> bool:
+        return self._condition("Failed") is not None
+
+    def reason(self) -> str:
+        failed = self._condition("Failed")
+        if failed is None:
+            return "not finished"
+        return f"{failed.reason}: {failed.message}" if failed.message else failed.reason or "failed"
 
 
 class ServicePort(_Object):

@@ -1,5 +1,6 @@
-"""`mlkube release` and `mlkube rollback`: the notes' rolling update and rollback, with a deadline, a smoke
-test of the new pods, and an automatic `kubectl rollout undo` when either fails."""
+"""`mlkube release` and `mlkube rollback`: the notes' rolling update and rollback, with a deadline on
+progress, a smoke test of each new pod, and an automatic `kubectl rollout undo` when either fails. The
+context and namespace are resolved once, first, and passed on every kubectl call, the undo included."""
 
 from __future__ import annotations
 
@@ -13,22 +14,26 @@ from mlkube.kube.history import current_revision, recorded_version, revisions
 from mlkube.kube.image import tag_of
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment
+from mlkube.kube.pin import PIN_KEY, PinnedConfig, checked_digest, image_and_config_patch, pin_config
 from mlkube.kube.rollout import wait_for_rollout
 from mlkube.kube.secret import local_key
-from mlkube.kube.verify import probe_version, smoke_service, wait_for_version
+from mlkube.kube.verify import probe_version, smoke_rollout
 
 _DEPLOYMENT = f"deployment/{names.DEPLOYMENT}"
 
 
 @dataclass(frozen=True)
 class Checks:
-    """How a rollout is judged: its deadline, the URL to test (default: the Service's), the API key."""
+    """How a rollout is judged: its deadline (seconds without progress, and for the smoke test to pass),
+    the URL to test (default: each new pod), the API key."""
 
     deadline: float = 180.0
     poll: float = 1.0
     url: str | None = None
     api_key_file: Path | None = None
     smoke: bool = True
+    model_sha256: str | None = None
+    """Pin the bundle: MODEL_SHA256 in a copy of the Deployment's ConfigMap, part of the new revision."""
 
 
 def version_from_image(image: str) -> str | None:
@@ -41,28 +46,33 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
     version = model_version or version_from_image(image)
     if not version:
         raise ConfigError(f"cannot tell the model version from {image!r} (no tag): pass --model-version")
+    digest = checked_digest(checks.model_sha256) if checks.model_sha256 else None
     key = local_key(checks.api_key_file)
+    kubectl = kubectl.pinned()
     out = kubectl.out
     if kubectl.dry_run:
+        if digest:
+            out.info(f"(dry run) then: a copy of the Deployment's ConfigMap with {PIN_KEY}={digest} applied")
         _change(kubectl, image, version)
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
-        smoke_service(kubectl, url=checks.url, api_key=key, expect_version=version)
+        _smoke(kubectl, key, version, checks)
         out.info(f"(dry run) on failure: kubectl rollout undo {_DEPLOYMENT} --to-revision=<the current one>")
         return
     before = kubectl.get(Deployment, _DEPLOYMENT)
     old_revision = current_revision(before)
-    old_version = recorded_version(before.spec.template, before.metadata.annotations)
+    old_version = recorded_version(before.metadata.annotations)
     out.info(
-        f"releasing {image} (model {version}) to context {kubectl.current_context()!r}; "
+        f"releasing {image} (model {version}) to context {kubectl.target.context!r}, "
+        f"namespace {kubectl.target.namespace!r}; "
         f"now revision {old_revision}: {_image(before)} (model {old_version or 'not recorded'})"
     )
     if old_version is None and checks.smoke:
         old_version = probe_version(kubectl, url=checks.url, api_key=key)
-    _change(kubectl, image, version)
+    _change(kubectl, image, version, pin_config(kubectl, before, digest) if digest else None)
     try:
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
         if checks.smoke:
-            smoke_service(kubectl, url=checks.url, api_key=key, expect_version=version)
+            _smoke(kubectl, key, version, checks)
     except (RolloutFailed, SmokeFailed) as failure:
         _undo(kubectl, str(failure), old_revision, old_version, key, checks)
     after = kubectl.get(Deployment, _DEPLOYMENT, quiet=True)
@@ -72,10 +82,11 @@ def release(kubectl: Kubectl, image: str, model_version: str | None, checks: Che
 def rollback(kubectl: Kubectl, to: int | None, checks: Checks) -> None:
     """`kubectl rollout undo [--to-revision=N]`, wait, then check the version that revision recorded."""
     key = local_key(checks.api_key_file)
+    kubectl = kubectl.pinned()
     if kubectl.dry_run:
         kubectl.run("rollout", "undo", _DEPLOYMENT, *([f"--to-revision={to}"] if to else []))
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
-        smoke_service(kubectl, url=checks.url, api_key=key, expect_version=None)
+        _smoke(kubectl, key, None, checks)
         return
     known = revisions(kubectl)
     current = next((r for r in known if r.current), None)
@@ -96,16 +107,21 @@ def rollback(kubectl: Kubectl, to: int | None, checks: Checks) -> None:
     kubectl.run("rollout", "undo", _DEPLOYMENT, *([f"--to-revision={to}"] if to else []))
     wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
     if checks.smoke:
-        smoke_service(kubectl, url=checks.url, api_key=key, expect_version=target.model_version)
+        _smoke(kubectl, key, target.model_version, checks)
     kubectl.out.ok(
         f"rolled back: {names.DEPLOYMENT} runs {target.image} (model {target.model_version or 'unknown'})"
     )
 
 
-def _change(kubectl: Kubectl, image: str, version: str) -> None:
-    """The notes' `kubectl set image`, then the change-cause on the new revision (after, not before: the
-    controller copies the Deployment's annotations onto the ReplicaSet of the current template)."""
-    kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
+def _change(kubectl: Kubectl, image: str, version: str, pinned: PinnedConfig | None = None) -> None:
+    """The notes' `kubectl set image` (with a pin: the image and the pinned ConfigMap in one patch), then
+    the change-cause on the new revision (after, not before: the controller copies the Deployment's
+    annotations onto the ReplicaSet of the current template)."""
+    if pinned is None:
+        kubectl.run("set", "image", _DEPLOYMENT, f"{names.CONTAINER}={image}")
+    else:
+        patch = image_and_config_patch(pinned, image)
+        kubectl.run("patch", _DEPLOYMENT, "--type=json", "-p", patch, note="image and pin: one revision")
     kubectl.run(
         "annotate",
         _DEPLOYMENT,
@@ -125,17 +141,28 @@ def _undo(
     try:
         kubectl.run("rollout", "undo", _DEPLOYMENT, *([f"--to-revision={revision}"] if revision else []))
         wait_for_rollout(kubectl, deadline=checks.deadline, poll=checks.poll)
-        report = wait_for_version(
-            kubectl, url=checks.url, api_key=key, expect_version=version, deadline=checks.deadline
-        )
     except KubeError as again:
         raise ReleaseFailed(f"{reason}; the rollback did not recover either: {again}") from None
-    if not report.ok:
-        raise ReleaseFailed(
-            f"{reason}; rolled back to revision {revision}, but it fails: {report.failures()}"
-        )
-    answering = version or next(iter(report.versions), "the old version")
+    if checks.smoke:
+        try:
+            _smoke(kubectl, key, version, checks)
+        except KubeError as again:
+            raise ReleaseFailed(
+                f"{reason}; rolled back to revision {revision}, but it fails: {again}"
+            ) from None
+    answering = version or "the old version"
     raise ReleaseFailed(f"{reason}; rolled back to revision {revision}: {answering} answers again")
+
+
+def _smoke(kubectl: Kubectl, key: str | None, version: str | None, checks: Checks) -> None:
+    smoke_rollout(
+        kubectl,
+        url=checks.url,
+        api_key=key,
+        expect_version=version,
+        deadline=checks.deadline,
+        poll=checks.poll,
+    )
 
 
 def _image(deployment: Deployment) -> str:

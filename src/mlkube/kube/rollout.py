@@ -1,5 +1,6 @@
-"""Wait for a Deployment's rollout with a deadline, the way `kubectl rollout status` judges it, and say
-why it is stuck (image missing, crash loop, missing Secret, unschedulable) when it does not finish."""
+"""Wait for a Deployment's rollout the way `kubectl rollout status` judges it, with a deadline on progress
+(like the controller's progressDeadlineSeconds, not on the total time), and say why it is stuck (image
+missing, crash loop, missing Secret, unschedulable) when it does not finish."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from mlkube.kube.objects import Deployment, ObjectList, Pod
 
 _HINTS = {
     "ErrImageNeverPull": "the image is not on the node: `mlkube image build --minikube --tag {image}`",
+    "InvalidImageName": "the image reference is malformed: check `--image` (name[:tag][@sha256:digest])",
     "ErrImagePull": "the image cannot be pulled: check its name and tag, and the registry's credentials",
     "ImagePullBackOff": "the image cannot be pulled: check its name and tag, and the registry's credentials",
     "CrashLoopBackOff": "the container keeps exiting: `kubectl logs {pod} --previous`",
     "CreateContainerConfigError": "a ConfigMap or Secret the pod needs is missing",
     "ContainerCreating": "if it stays, a volume is missing (the key's Secret?): `kubectl describe pod {pod}`",
 }
+
+
+_HOPELESS = ("ErrImageNeverPull", "InvalidImageName")
+"""Waiting reasons the kubelet never retries its way out of: fail at once instead of at the deadline."""
 
 
 @dataclass(frozen=True)
@@ -56,36 +62,80 @@ def evaluate(deployment: Deployment) -> RolloutState:
 def wait_for_rollout(
     kubectl: Kubectl, *, deadline: float, poll: float = 1.0, name: str = names.DEPLOYMENT
 ) -> Deployment | None:
-    """Poll the Deployment until it is rolled out; RolloutFailed (with the pods' reasons) past `deadline`
-    seconds or when Kubernetes reports ProgressDeadlineExceeded. None in a dry run."""
+    """Poll the Deployment until it is rolled out. RolloutFailed (with the pods' reasons) when it makes no
+    progress for `deadline` seconds (updated or available replicas growing, old ones going away resets
+    the clock), when Kubernetes reports ProgressDeadlineExceeded, or at once when a pod's image can never
+    start (ErrImageNeverPull, InvalidImageName). None in a dry run."""
     out = kubectl.out
     note = (
         f"every {poll:g}s until rolled out, as `kubectl rollout status deployment/{name}` judges it; "
-        f"deadline {deadline:g}s"
+        f"fails after {deadline:g}s without progress"
     )
     if kubectl.dry_run:
         kubectl.run("get", f"deployment/{name}", "-o", "json", note=note)
         return None
     out.command(kubectl.argv("get", f"deployment/{name}", "-o", "json"), note=note)
     started = time.monotonic()
+    progress = _Progress()
     last = ""
     with out.spinner("waiting for the rollout") as show:
         while True:
             deployment = kubectl.get(Deployment, f"deployment/{name}", quiet=True)
             state = evaluate(deployment)
-            elapsed = time.monotonic() - started
+            now = time.monotonic()
+            progress.observe(deployment, now)
             if state.message != last:
-                out.info(f"  {elapsed:5.1f}s  {state.message}")
-                last = state.message
-            show(f"rollout: {state.message} ({elapsed:.0f}s of {deadline:g}s)")
+                out.info(f"  {now - started:5.1f}s  {state.message}")
+            show(f"rollout: {state.message} ({now - progress.since:.0f}s without progress of {deadline:g}s)")
             if state.done:
                 return deployment
-            if state.failed or elapsed >= deadline:
-                reason = (
-                    state.message if state.failed else f"not rolled out after {deadline:g}s ({state.message})"
+            if state.failed:
+                raise RolloutFailed(state.message + diagnose(kubectl, deployment))
+            if state.message == last and (hopeless := hopeless_pod(kubectl, deployment)):
+                raise RolloutFailed(f"the rollout cannot succeed ({state.message}): {hopeless}")
+            last = state.message
+            stalled = now - progress.since
+            if stalled >= deadline:
+                raise RolloutFailed(
+                    f"not rolled out: no progress for {deadline:g}s ({state.message})"
+                    + diagnose(kubectl, deployment)
                 )
-                raise RolloutFailed(reason + diagnose(kubectl, deployment))
-            time.sleep(min(poll, max(0.0, deadline - elapsed)))
+            time.sleep(min(poll, max(0.0, deadline - stalled)))
+
+
+class _Progress:
+    """When the rollout last moved: more updated or available replicas, or fewer in all (old ones gone)."""
+
+    def __init__(self) -> None:
+        self.since = 0.0
+        self._best: tuple[int, int, int] | None = None
+
+    def observe(self, deployment: Deployment, now: float) -> None:
+        status = deployment.status
+        updated, available, gone = status.updated_replicas, status.available_replicas, -status.replicas
+        best = self._best
+        if best is None or updated > best[0] or available > best[1] or gone > best[2]:
+            self.since = now
+        if best is None:
+            self._best = (updated, available, gone)
+        else:
+            self._best = (max(updated, best[0]), max(available, best[1]), max(gone, best[2]))
+
+
+def hopeless_pod(kubectl: Kubectl, deployment: Deployment) -> str | None:
+    """The problem of the first pod whose image can never start, or None."""
+    selector = deployment.spec.selector.as_arg()
+    if not selector:
+        return None
+    try:
+        pods = kubectl.get(ObjectList[Pod], "pods", "-l", selector, quiet=True).items
+    except KubeError:
+        return None
+    for pod in pods:
+        waiting = [s.state.waiting.reason for s in pod.status.container_statuses if s.state.waiting]
+        if not pod.terminating and any(reason in _HOPELESS for reason in waiting):
+            return pod_problem(pod)
+    return None
 
 
 def diagnose(kubectl: Kubectl, deployment: Deployment) -> str:

@@ -13,6 +13,7 @@ from mlkube.errors import ConfigError
 from mlkube.kube import names
 from mlkube.kube.kubectl import Kubectl
 from mlkube.kube.objects import Deployment, PodSpec
+from mlkube.settings import MIN_KEY_LENGTH
 
 KEY_ENV = "MLKUBE_API_KEY"
 
@@ -29,6 +30,21 @@ def local_key(api_key_file: Path | None, environ: Mapping[str, str] | None = Non
         return text
     value = (os.environ if environ is None else environ).get(KEY_ENV, "").strip()
     return value or None
+
+
+def refuse_short_keys(keys: str | None, source: str) -> None:
+    """ConfigError when a key (of a comma/newline list) is shorter than the server accepts, before anything
+    is applied: pods given it would refuse to start. The message gives lengths, never the key."""
+    if keys is None:
+        return
+    listed = [key.strip() for key in keys.replace("\n", ",").split(",") if key.strip()]
+    for position, key in enumerate(listed, start=1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"the API key from {source}: key {position} of {len(listed)} has {len(key)} characters, "
+                f"fewer than the {MIN_KEY_LENGTH} the server requires; make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
 
 
 def first_key(keys: str) -> str:

@@ -40,6 +40,15 @@ class SmokeReport:
     def failures(self) -> str:
         return "; ".join(f"{c.name}: {c.detail}" for c in self.checks if not c.ok)
 
+    @property
+    def transient(self) -> bool:
+        """Failed only for want of an answer (no connection, 503 while starting or draining): worth
+        asking again. A wrong answer (version, shape, 401) is not."""
+        failed = [c for c in self.checks if not c.ok]
+        return bool(failed) and all(
+            c.detail.startswith(("no answer from", "503")) or c.detail == _NO_VERSION for c in failed
+        )
+
 
 def run_smoke(
     url: str, *, api_key: str | None = None, expect_version: str | None = None, timeout: float = 5.0
@@ -79,11 +88,12 @@ def smoke(
 def wait_until_answers(
     url: str, *, api_key: str | None, expect_version: str | None, deadline: float, poll: float = 1.0
 ) -> SmokeReport:
-    """Repeat the smoke test until it passes or `deadline` seconds pass; the last report either way."""
+    """Repeat the smoke test while it fails for want of an answer, until `deadline` seconds pass; the last
+    report either way (a wrong answer is returned at once)."""
     started = time.monotonic()
     while True:
         report = run_smoke(url, api_key=api_key, expect_version=expect_version)
-        if report.ok or time.monotonic() - started >= deadline:
+        if report.ok or not report.transient or time.monotonic() - started >= deadline:
             return report
         time.sleep(poll)
 
@@ -138,11 +148,14 @@ def _check_batch(client: HttpClient, report: SmokeReport) -> Check:
     return Check(name, True, ", ".join(item.class_name for item in answer.predictions))
 
 
+_NO_VERSION = "no answer reported a version"
+
+
 def _check_version(report: SmokeReport, expected: str | None) -> Check:
     name = "reported version"
     seen = sorted(report.versions)
     if not seen:
-        return Check(name, False, "no answer reported a version")
+        return Check(name, False, _NO_VERSION)
     if len(seen) > 1:
         return Check(name, False, f"answers report different versions: {', '.join(seen)}")
     if expected is not None and seen[0] != expected:

@@ -9,6 +9,8 @@ and the Open Inference Protocol (V2). It owns
   numbers of a one-tensor model, as ever; `features.FeatureReader` for named features and text), joined
   with other requests' rows by the worker's `MicroBatcher`, scored, and counted in the prediction metrics
   (`mlkube_predictions`, `mlkube_prediction_confidence`, `mlkube_model_call_rows`) whichever route asked;
+- the drift signals: each model call's rows checked against the training ranges (`drift.RangeWatch`, on
+  the joined batch, not per request), and the merged signals of all workers in the card;
 - the answers: the simple API's four keys per row, with every class's probability for the page;
 - the model's identity (name, version, the model check of the V1/V2 paths) and its card.
 
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from mlkube.api.page import ClassScores, FeatureCard, ModelCard, ProbaPrediction
@@ -33,12 +37,23 @@ from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Scores
 from mlkube.server.batching import Batch, MicroBatcher, feed_rows, join_feeds
+from mlkube.server.drift import (
+    FeedsRangeWatch,
+    RangeWatch,
+    drift_signals,
+    forget_dead_workers,
+    merged_samples,
+    training_class_shares,
+    watched_features,
+)
 from mlkube.server.features import FeatureReader
 from mlkube.server.metrics import Metrics
 from mlkube.server.service import ModelService, plain_values
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
+_FOLDERS = re.compile(r"(?<![\w.~+-])(?:[\w.~+-]*/)+(?=[\w.~+-])")
+_HASH_PREFIX = re.compile(r"\b[0-9a-f]{8,}…|\b[0-9a-f]{16,}\b")  # "3f2a9c41deadbe…" or whole digests
 _SCALAR_METRICS = ("accuracy", "f1_macro", "r2", "mae", "rmse", "n_train", "n_test", "onnx_max_abs_diff")
 
 
@@ -49,12 +64,20 @@ class DataPlane:
         self.settings = settings
         self.service = service
         self.metrics = Metrics(service.name, service.version)
-        observe_call = self.metrics.observe_model_call
-        self.batcher = MicroBatcher(service.score, settings.micro_batch_rows, observe_call)
+        metadata = service.bundle.metadata if service.bundle is not None else None
+        observe_call, observe_outside = self.metrics.observe_model_call, self.metrics.observe_out_of_range
+        watch = RangeWatch.for_model(metadata, observe_outside) if metadata else None
+        self.batcher = MicroBatcher(_scoring(service.score, watch), settings.micro_batch_rows, observe_call)
+        feeds_watch = FeedsRangeWatch.for_model(metadata, observe_outside) if metadata else None
         self.feed_batcher = MicroBatcher(
-            service.score_feeds, settings.micro_batch_rows, observe_call, rows=feed_rows, join=join_feeds
+            _scoring(service.score_feeds, feeds_watch),
+            settings.micro_batch_rows,
+            observe_call,
+            rows=feed_rows,
+            join=join_feeds,
         )
         """A columns model's feeds, joined input by input; the array batcher is the Iris path's, unchanged."""
+        self._training_shares = training_class_shares(metadata) if metadata else None
         self._drain_marker = str(drain_marker)
         self._card: ModelCard | None = None
 
@@ -62,6 +85,10 @@ class DataPlane:
         """In the worker, before the first request: load and warm the model, attach the timers."""
         self.service.load()
         self.metrics.set_model_info(self.settings.model_runtime, self.service.ready)
+        forget_dead_workers()
+        if self.service.bundle is not None and self.service.ready:
+            features = watched_features(self.service.bundle.metadata)
+            self.metrics.watch_drift(features, self.service.class_names, self._training_shares)
         self.metrics.attach(loop.call_later)
         self.batcher.attach(loop)
         self.feed_batcher.attach(loop)
@@ -103,14 +130,14 @@ class DataPlane:
         if os.path.exists(self._drain_marker):  # noqa: PTH110 - a stat per probe; the marker is a str path
             return DRAINING
         if not self.service.ready:
-            return self.service.reason
+            return public_reason(self.service.reason)
         return None
 
     def require_model(self) -> Bundle:
         """The loaded model's bundle, or ModelNotReady."""
         service = self.service
         if service.predictor is None or service.bundle is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return service.bundle
 
     def check_model(self, params: Mapping[str, str]) -> None:
@@ -130,14 +157,14 @@ class DataPlane:
         """Check `rows` and queue them for this turn's model call; ModelNotReady if there is no model."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(service.rows_to_array(rows))
 
     def submit_array(self, rows: Batch) -> asyncio.Future[Scores]:
         """As `submit`, for rows a protocol has already made the model's input (`features.FeatureReader`)."""
         service = self.service
         if service.predictor is None:
-            raise ModelNotReady(service.reason)
+            raise ModelNotReady(public_reason(service.reason))
         if isinstance(rows, dict):
             return self.feed_batcher.score(rows)
         return self.batcher.score(rows)
@@ -191,6 +218,42 @@ class DataPlane:
         if self._card is None:
             self._card = _model_card(bundle, self.service, self.settings.model_runtime)
         return self._card
+
+    def card_with_drift(self) -> ModelCard:
+        """The card with the drift signals of every running worker, merged as /metrics merges them."""
+        card = self.card()
+        self.metrics.flush()
+        samples = merged_samples(self.name, self.version)
+        metadata = self.require_model().metadata
+        features = watched_features(metadata)
+        signals = drift_signals(samples, features, self.class_names, self._training_shares)
+        return msgspec.structs.replace(card, drift=signals)
+
+
+def _scoring(
+    score: Callable[[Any], Scores], watch: RangeWatch | FeedsRangeWatch | None
+) -> Callable[[Any], Scores]:
+    """The model call a batcher makes: the model's, then (when the bundle has training ranges) its rows
+    counted against them, once per call on the joined rows (an array, or a columns model's feeds)."""
+    if watch is None:
+        return score
+    check = watch.check
+
+    def score_and_check_ranges(rows: Any) -> Scores:
+        scores = score(rows)
+        check(rows)
+        return scores
+
+    return score_and_check_ranges
+
+
+def public_reason(reason: str) -> str:
+    """Why the model is not ready, as the open probes say it: file names without their folders, no hash.
+
+    `/ready` answers anyone; the folders say how the pod is laid out and the digests which bundle it
+    expects. The log line written when the bundle was refused keeps the whole reason.
+    """
+    return _HASH_PREFIX.sub("…", _FOLDERS.sub("", reason))
 
 
 def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:

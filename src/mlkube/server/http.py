@@ -109,12 +109,15 @@ class Route:
     """One path template (`/v2/models/{name}/infer`) and its handler per method.
 
     `protected` routes need the API key when one is configured; `body` routes read the request body.
-    The template is also the `route` label of the metrics, so label values stay few.
+    `binary_body` routes also take `application/octet-stream` when `Inference-Header-Content-Length` says
+    where the JSON ends (Triton's binary tensors). The template is also the `route` label of the metrics,
+    so label values stay few.
     """
 
     template: str
     handlers: Mapping[str, Handler]
     protected: bool = False
+    binary_body: bool = False
     summary: str = ""
     operations: Mapping[str, Operation] = field(default_factory=dict)
 
@@ -127,8 +130,16 @@ class Route:
         if handler is None:
             if method == "HEAD" and "GET" in self.handlers:
                 return self.handlers["GET"]
-            raise MethodNotAllowed(method, path, sorted(self.handlers))
+            raise MethodNotAllowed(method, shown(path), sorted(self.handlers))
         return handler
+
+
+SHOWN_PATH_CHARS = 200
+
+
+def shown(path: str) -> str:
+    """A request path as an error message repeats it: cut, since a path may be as long as a request head."""
+    return path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "..."
 
 
 _PARAM = re.compile(r"\{(\w+)\}")

@@ -3,7 +3,10 @@
 The per-request access line does not go through `logging`: a LogRecord, a formatter, a handler lock and a
 flush per line cost ~30 µs, more than scoring the request. `AccessLog` encodes a struct (~1.5 µs) into a
 buffer that is written to stdout at most every FLUSH_SECONDS, in writes of whole lines no larger than
-PIPE_BUF, so lines from several workers never interleave mid-line.
+PIPE_BUF, so lines from several workers never interleave mid-line. For that every line must itself fit in
+PIPE_BUF: the fields a client chooses are cut (the method is one of a few already, the request id at most
+128 characters, the path at most MAX_PATH_CHARS), so a line stays under 4 KB even if JSON escapes every
+character of them (6 bytes each).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import msgspec
 FLUSH_SECONDS = 0.1
 _PIPE_BUF = 4096
 _MAX_BUFFERED = 64 * 1024
+MAX_PATH_CHARS = 400
+MAX_METHOD_CHARS = 16
 _encoder = msgspec.json.Encoder()
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -82,8 +87,8 @@ class AccessLog:
         if not self.enabled:
             return
         now = time.time()
-        line = AccessLine(self._timestamp(now), "INFO", "mlkube.access", "request", method, path, status,
-                          round(seconds * 1000, 3), request_id)  # fmt: skip
+        line = AccessLine(self._timestamp(now), "INFO", "mlkube.access", "request", method[:MAX_METHOD_CHARS],
+                          path[:MAX_PATH_CHARS], status, round(seconds * 1000, 3), request_id)  # fmt: skip
         data = _encoder.encode(line) + b"\n"
         self._lines.append(data)
         self._size += len(data)

@@ -7,13 +7,22 @@ A worker counts in plain dictionaries and pushes the sums into prometheus_client
 every FLUSH_SECONDS (and before answering /metrics): six shared-memory writes per request cost more than the
 rest of the metrics work. A scrape therefore sees other workers' counts up to FLUSH_SECONDS late, and a
 SIGKILLed worker loses at most that much; both are far below a scrape interval.
+
+Drift signals (`server/drift.py`): `mlkube_feature_out_of_range_total{feature, reason}` counts values
+outside the training range (`reason`: below_min or above_max; categorical features will add
+unknown_category), features named by the bundle only. `mlkube_recent_predictions{class_name}` is each
+worker's count of predictions per class in the last WINDOW_SECONDS, a `livesum` gauge: the exposition sums
+the live workers, so the shares are that over its sum across classes (PromQL or `/model`). Each worker
+removes the gauge files of workers that are gone as it starts. `mlkube_training_class_share{class_name}`
+is the same in every worker (`max`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import add
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlkube.model.runtime import Scores
+from mlkube.server.drift import OUT_OF_RANGE_REASONS, WINDOW_SECONDS, SlidingCounts
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FLUSH_SECONDS = 0.25
@@ -66,6 +76,24 @@ MODEL_INFO = Gauge(
     "mlkube_model_info",
     "1 for the model this server serves.",
     ("runtime", "ready", *_MODEL_LABELS),
+    multiprocess_mode="max",
+)
+OUT_OF_RANGE = Counter(
+    "mlkube_feature_out_of_range",
+    "Feature values of scored rows outside the training range, by feature and reason (below_min, above_max).",
+    ("feature", "reason", *_MODEL_LABELS),
+)
+RECENT_PREDICTIONS = Gauge(
+    "mlkube_recent_predictions",
+    f"Rows predicted per class in the last {WINDOW_SECONDS} s, summed over the live workers "
+    "(divide by the sum over classes for the shares).",
+    ("class_name", *_MODEL_LABELS),
+    multiprocess_mode="livesum",
+)
+TRAINING_CLASS_SHARE = Gauge(
+    "mlkube_training_class_share",
+    "Share of each class in the model's held-out rows (a stratified split of the training data).",
+    ("class_name", *_MODEL_LABELS),
     multiprocess_mode="max",
 )
 
@@ -115,6 +143,14 @@ class Metrics:
         self._call_rows = _LocalHistogram(CALL_ROWS_BUCKETS)
         self._schedule: Callable[[float, Callable[[], None]], object] | None = None
         self._flush_pending = False
+        self._features: list[str] = []
+        self._below: list[int] = []
+        self._above: list[int] = []
+        self._class_names: list[str] = []
+        self._class_index: dict[str, int] = {}
+        self._recent: SlidingCounts | None = None
+        self._recent_shown: list[int] = []
+        self._window_ticking = False
 
     def attach(self, schedule: Callable[[float, Callable[[], None]], object]) -> None:
         """Give the metrics a way to flush later (the worker's event loop `call_later`)."""
@@ -150,6 +186,34 @@ class Metrics:
             self._values.observe_many(scores.values.astype(np.float64))
             self._flush_soon()
 
+    def watch_drift(
+        self,
+        feature_names: Sequence[str],
+        class_names: Sequence[str],
+        training_shares: Sequence[float] | None,
+    ) -> None:
+        """Start the drift series of this model at zero (so rate() sees their first increase)."""
+        self._features = list(feature_names)
+        self._below = [0] * len(feature_names)
+        self._above = [0] * len(feature_names)
+        for name in feature_names:
+            for reason in OUT_OF_RANGE_REASONS:
+                OUT_OF_RANGE.labels(name, reason, *self._model)
+        self._class_names = list(class_names)
+        self._class_index = {name: index for index, name in enumerate(class_names)}
+        self._recent = SlidingCounts(len(class_names))
+        self._recent_shown = [0] * len(class_names)
+        for index, name in enumerate(class_names):
+            RECENT_PREDICTIONS.labels(name, *self._model).set(0)
+            if training_shares is not None:
+                TRAINING_CLASS_SHARE.labels(name, *self._model).set(training_shares[index])
+
+    def observe_out_of_range(self, below: Sequence[int], above: Sequence[int]) -> None:
+        """Add the per-feature counts of values below the training minimum and above the maximum."""
+        self._below = list(map(add, self._below, below))
+        self._above = list(map(add, self._above, above))
+        self._flush_soon()
+
     def observe_model_call(self, rows: int) -> None:
         self._call_rows.observe(rows)
         self._flush_soon()
@@ -172,10 +236,46 @@ class Metrics:
         classes, self._classes = self._classes, defaultdict(int)
         for class_name, count in classes.items():
             PREDICTIONS.labels(class_name, *self._model).inc(count)
+        self._push_drift(classes)
         self._confidence.push(CONFIDENCE.labels(*self._model))
         if any(self._values.counts):  # a classifier's metrics carry no value histogram at all
             self._values.push(PREDICTION_VALUE.labels(*self._model))
         self._call_rows.push(CALL_ROWS.labels(*self._model))
+
+    def _push_drift(self, classes: Mapping[str, int]) -> None:
+        """The out-of-range counts; the recent-predictions window fed with the class counts just pushed."""
+        for counts, reason in zip((self._below, self._above), OUT_OF_RANGE_REASONS, strict=True):
+            for index, count in enumerate(counts):
+                if count:
+                    OUT_OF_RANGE.labels(self._features[index], reason, *self._model).inc(count)
+                    counts[index] = 0
+        recent = self._recent
+        if recent is None:
+            return
+        for class_name, count in classes.items():
+            recent.add(self._class_index[class_name], count)
+        self._show_recent()
+        if recent and not self._window_ticking and self._schedule is not None:
+            self._window_ticking = True
+            self._schedule(recent.slot_seconds, self._tick_window)
+
+    def _show_recent(self) -> None:
+        """Set the recent-predictions gauges that changed (one shared-memory write each)."""
+        if self._recent is None:
+            return
+        totals = self._recent.totals()
+        for index, (shown, total) in enumerate(zip(self._recent_shown, totals, strict=True)):
+            if shown != total:
+                RECENT_PREDICTIONS.labels(self._class_names[index], *self._model).set(total)
+        self._recent_shown = totals
+
+    def _tick_window(self) -> None:
+        """Age the window while it holds predictions, even with no traffic to flush."""
+        self._show_recent()
+        if self._recent and self._schedule is not None:
+            self._schedule(self._recent.slot_seconds, self._tick_window)
+        else:
+            self._window_ticking = False
 
 
 def render() -> bytes:

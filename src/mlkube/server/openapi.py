@@ -40,19 +40,23 @@ _TAGS = (
 
 
 def example_row(plane: DataPlane) -> list[Any]:
-    """A plausible row for examples: the training means of the numbers (2 decimals), a known category."""
+    """The row of the examples: a zero per number, the first allowed value per category.
+
+    /openapi.json is open, so its example must come from nothing the key protects: the training means,
+    ranges and sample rows are the model card's (/model). Zeros follow from the feature count alone, and a
+    category's values from its `enum`, both of which the request schema states anyway; a row every model
+    scores.
+    """
     bundle = plane.service.bundle
     if bundle is not None and bundle.metadata.inputs is not None:
         return [_example_value(spec) for spec in bundle.metadata.inputs.features]
-    if bundle is not None and bundle.metadata.features:
-        return [round(stat.mean, 2) for stat in bundle.metadata.features]
     return [0.0] * plane.n_features
 
 
 def _example_value(spec: FeatureSpec) -> Any:
     if spec.kind == CATEGORY:
         return spec.categories[0] if spec.categories else ""
-    return round(spec.mean, 2) if spec.mean is not None else 0.0
+    return 0.0
 
 
 def value_schema(spec: FeatureSpec) -> dict[str, Any]:

@@ -5,7 +5,9 @@
   they hold no model data. `/` is also where KServe's V1 clients check liveness: a request that does not
   accept `text/html` gets KServe's `{"status": "alive"}` instead of the page (`server/kserve_v1.py`).
 - `GET /model`: the model card as JSON (name, version, metrics, classes, feature ranges, a sample row
-  per class). Protected like /predict.
+  per class) and `drift`, the running workers' signals: per feature the share of values outside the
+  training range, and the recent predicted-class shares beside the training shares. Protected like
+  /predict.
 - `POST /predict/proba`: the body of /predict, answered with /predict's four keys plus `probabilities`,
   every class's probability in class order, through the same data plane (micro-batched, counted).
   /predict itself keeps its four keys, byte for byte.
@@ -50,7 +52,6 @@ class ModelPage:
             _AUTH_PLACEHOLDER, b"true" if plane.settings.auth_enabled else b"false"
         )
         self._assets = {name: _static_bytes(name) for name in _ASSET_TYPES}
-        self._card: bytes | None = None
         self.predict_proba = (
             predict_handler(plane, plane.value_answers, BatchValuePrediction)
             if plane.is_regressor  # a value has no probabilities: the page shows /predict's answer
@@ -114,10 +115,7 @@ class ModelPage:
         return Response(200, body, content_type=_ASSET_TYPES[name], headers=_page_headers())
 
     def card(self, request: Request) -> Response:
-        card = self.plane.card()
-        if self._card is None:
-            self._card = _encode(card)
-        return Response(200, self._card)
+        return Response(200, _encode(self.plane.card_with_drift()))
 
 
 def _page_headers() -> list[tuple[str, str]]:

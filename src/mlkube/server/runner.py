@@ -137,7 +137,9 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
     from granian.http import HTTP1Settings
 
     from mlkube.server.app import build_app
+    from mlkube.server.auth import ApiKeys
 
+    api_keys = ApiKeys.from_settings(settings)  # API_KEY's keys told apart from API_KEY_FILE's, once
     workers = settings.workers or default_workers()
     server = _draining_server_class()(
         target="mlkube.server.app:build_app",
@@ -171,7 +173,7 @@ def _serve(settings: Settings, bundle: Bundle | None, load_error: str | None, ru
             "api_keys": len(settings.api_key),
         },
     )
-    loader = partial(build_app, settings, bundle, load_error, runtime_dir / DRAIN_MARKER)
+    loader = partial(build_app, settings, bundle, load_error, runtime_dir / DRAIN_MARKER, api_keys)
     # the workers inherit the imported libraries: frozen, the collector in a worker never writes to their
     # object headers, so their pages stay shared instead of being copied into every worker
     gc.freeze()

@@ -6,6 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const authRequired = document.querySelector('meta[name="mlkube-auth-required"]').content === "true";
   const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+  const DRIFT_REFRESH_MS = 10000;
   const state = { card: null, route: "/predict/proba", lastEdited: 0, sequence: 0, timer: 0, keyTimer: 0 };
 
   // --- small helpers ----------------------------------------------------------------------------
@@ -151,6 +152,56 @@
       ),
     );
     renderQuality(card);
+    renderDrift(card.drift);
+  }
+
+  // The running workers' signals: values outside the training range since start, recent class shares.
+  function renderDrift(drift) {
+    $("drift").hidden = !drift;
+    if (!drift) return;
+    const minutes = formatNumber(drift.window_seconds / 60, 3);
+    $("drift-summary").textContent =
+      `${drift.rows} rows scored since start; ${drift.recent} predictions in the last ${minutes} min.`;
+    const share = (value) => (value === null ? "–" : percent(value));
+    $("drift-features").tBodies[0].replaceChildren(
+      ...drift.features.map((feature) =>
+        element(
+          "tr",
+          { className: feature.share ? "outside" : "" },
+          element("th", { scope: "row", text: feature.name }),
+          element("td", { text: String(feature.below_min) }),
+          element("td", { text: String(feature.above_max) }),
+          element("td", { text: share(feature.share) }),
+        ),
+      ),
+    );
+    $("drift-classes").tBodies[0].replaceChildren(
+      ...drift.classes.map((item, index) =>
+        element(
+          "tr",
+          { "data-class": item.name },
+          element("th", { scope: "row" }, element("span", { className: `dot c${index % 8}` }), item.name),
+          element("td", { text: String(item.recent) }),
+          element("td", { text: share(item.share) }),
+          element("td", { text: share(item.training) }),
+        ),
+      ),
+    );
+  }
+
+  // Every DRIFT_REFRESH_MS while the page is shown, the card's live signals are read again.
+  async function refreshDrift() {
+    if (!state.card || document.hidden) return;
+    let answer;
+    try {
+      answer = await call("/model");
+    } catch {
+      return; // the next refresh tries again; predictions show their own errors
+    }
+    if (answer.ok) {
+      state.card.drift = answer.body.drift;
+      renderDrift(state.card.drift);
+    }
   }
 
   function describeParams(params) {
@@ -469,6 +520,7 @@
     $("route-proba").addEventListener("click", () => chooseRoute("/predict/proba"));
     $("route-predict").addEventListener("click", () => chooseRoute("/predict"));
     $("copy").addEventListener("click", copyCurl);
+    window.setInterval(refreshDrift, DRIFT_REFRESH_MS);
     $("features").addEventListener("submit", (event) => event.preventDefault());
     $("key-form").addEventListener("submit", (event) => event.preventDefault());
     if (authRequired) {

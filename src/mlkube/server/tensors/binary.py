@@ -35,8 +35,11 @@ def header_length(value: str | None, body_length: int) -> int | None:
     """The JSON header's length from `Inference-Header-Content-Length`; None without the header."""
     if value is None:
         return None
-    if not value.isdigit() or int(value) > body_length:
-        raise InferenceError(f"Inference-Header-Content-Length {value!r} is not a length within the body")
+    # at most 18 ASCII digits: int() of thousands of digits raises (Python's digit limit), "²" is a digit
+    if not (len(value) <= 18 and value.isascii() and value.isdigit()) or int(value) > body_length:
+        raise InferenceError(
+            f"Inference-Header-Content-Length {value[:40]!r} is not a length within the body"
+        )
     return int(value)
 
 

@@ -32,8 +32,13 @@ def output_tensors(
     scores: Scores,
     class_names: Sequence[str],
 ) -> tuple[list[ResponseOutput], list[bytes]]:
-    """The outputs asked for (all when none are), and the bytes of those asked for in binary."""
+    """The outputs asked for (all when none are), and the bytes of those asked for in binary.
+
+    Each output at most once: a thousand copies of one name would make a thousand copies of its tensor.
+    """
     wanted = [(output.name, _wants_binary(output, all_binary)) for output in requested or ()]
+    if len({name for name, _ in wanted}) != len(wanted):
+        raise InferenceError("'outputs' names an output more than once: ask for each at most once")
     if not wanted:
         names = OUTPUT_NAMES if scores.values is None else VALUE_OUTPUTS
         wanted = [(name, all_binary) for name in names]
