@@ -35,8 +35,9 @@ AUTH_HEADERS = ("x-api-key", "authorization")
 Operation = APIOperation[Any, Any, Any, Any]
 
 V2_BODY = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": NOTES_ROW}]}
-# README.md: "With API_KEY set, every route but the probes (/health, /ready, /v2/health/*), /metrics,
-# /openapi.json, /docs and the page's own files needs the key". (method, route, a valid body or None).
+# README.md: "With API_KEY set, every route but the probes (/health, /ready, /v2/health/*, MLflow's /ping),
+# /metrics, /openapi.json, /docs and the page's own files needs the key".
+# (method, route, a valid body or None).
 PROTECTED: list[tuple[str, str, Any]] = [
     ("POST", "/predict", {"features": NOTES_ROW}),
     ("POST", "/predict/proba", {"features": NOTES_ROW}),
@@ -51,11 +52,13 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v2/models/{name}/versions/{version}", None),
     ("GET", "/v2/models/{name}/versions/{version}/ready", None),
     ("POST", "/v2/models/{name}/versions/{version}/infer", V2_BODY),
+    ("POST", "/invocations", {"instances": [NOTES_ROW]}),
 ]
 # (method, route, a path of it)
 OPEN = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
+    ("GET", "/ping", "/ping"),
     ("GET", "/v2/health/live", "/v2/health/live"),
     ("GET", "/v2/health/ready", "/v2/health/ready"),
     ("GET", "/metrics", "/metrics"),
