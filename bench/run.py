@@ -54,7 +54,9 @@ QUICK = dataclasses.replace(
     quiet_wait=0.0,
     retry_budget=0.0,
 )
-SERVERS = ("notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth")
+SERVERS = ("notes", "mlserver", "mlkube", "mlkube-nolog", "mlkube-auth", "mlkube-wide")
+VARIANTS = ("mlkube-nolog", "mlkube-auth")
+"""Feature-price variants of mlkube: one point each. mlkube-wide is a second model, measured in full."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,7 +67,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(SERVERS),
-        help="comma list of servers; 'mlkube' also brings its variants unless --no-variants "
+        help="comma list of servers; 'mlkube' also brings its variants unless --no-variants; "
+        "mlkube-wide is the second model (a HistGradientBoosting Pipeline on a wider table) "
         f"(choices: {', '.join(SERVERS)})",
     )
     parser.add_argument(
@@ -125,9 +128,9 @@ def choose_peers(args: argparse.Namespace) -> list[Peer]:
             f"--only: unknown server(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVERS)}"
         )
     if "mlkube" in wanted and not args.no_variants:
-        wanted |= {"mlkube-nolog", "mlkube-auth"}
+        wanted |= set(VARIANTS)
     if args.no_variants:
-        wanted -= {"mlkube-nolog", "mlkube-auth"}
+        wanted -= set(VARIANTS)
     if "mlserver" in wanted:
         wanted.add("notes")  # the notes' train_model.py writes the forest MLServer serves
     return [peer for peer in all_peers() if peer.name in wanted]
@@ -149,7 +152,7 @@ def measure(
     budget = RetryBudget(config.retry_budget)
     for round_no in range(1, config.rounds + 1):
         for peer in round_order(peers, round_no):
-            variant = peer.name.startswith("mlkube-")
+            variant = peer.name in VARIANTS
             run = run_server(peer, round_no, config, scripts, wrk, variant, budget)
             runs.append(run)
             _print_run(run, config.rounds)
@@ -162,7 +165,7 @@ def round_order(peers: list[Peer], round_no: int) -> list[Peer]:
     the same neighbour (one that has just freed 400 MiB, say); mlkube's variants stay right after it."""
     groups: list[list[Peer]] = []
     for peer in peers:
-        if peer.name.startswith("mlkube-") and groups and groups[-1][0].name == "mlkube":
+        if peer.name in VARIANTS and groups and groups[-1][0].name == "mlkube":
             groups[-1].append(peer)
         else:
             groups.append([peer])

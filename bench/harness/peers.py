@@ -6,6 +6,10 @@
 - mlkube: this repository, `mlkube train` then `python -m mlkube.server` (the container's entry point,
   what `mlkube serve` runs) with 2 workers and production defaults;
   two variants switch one feature each (access log off, API key on) to price them.
+- mlkube-wide: the same server on a second model, a HistGradientBoosting Pipeline on a wider table with
+  text columns (`harness/wide.py`), asked by feature name. mlkube only: the notes' app and MLServer's
+  sklearn runtime take the Iris rows their setup trains on, and a fair peer for this model would need its
+  own pandas-based scoring code (MLServer's sklearn runtime takes a V2 tensor, not named text columns).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.wide import TARGET, wide_row, write_wide_csv
 from harness.wrk import Request
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -295,6 +300,39 @@ class MlkubePeer(Peer):
         return answer.get("class_name") == "setosa" and answer.get("prediction") == 0
 
 
+@dataclass
+class MlkubeWidePeer(MlkubePeer):
+    """mlkube serving the second model: 22 named features (2 of them text), HistGradientBoosting."""
+
+    name: str = "mlkube-wide"
+    label: str = "mlkube, HistGradientBoosting Pipeline, 22 named features (2 text)"
+    extra_env: dict[str, str] = field(default_factory=lambda: {"MODEL_NAME": "wide"})
+
+    def setup(self, work: Path, log: Path) -> None:
+        self.models = work / "mlkube-wide" / "models"
+        if not (self.models / "wide").is_dir():
+            data = write_wide_csv(work / "wide.csv")
+            command = [sys.executable, "-m", "mlkube", "train", "--model-dir", str(self.models)]
+            command += ["--data", str(data), "--target", TARGET, "--name", "wide"]
+            command += ["--estimator", "hist_gradient_boosting", "--param", "max_iter=50"]
+            with log.open("a") as out:
+                subprocess.run(command, check=True, stdout=out, stderr=out, env=clean_env())
+        self.versions = package_versions(sys.executable, ["mlkube", "onnxruntime", "msgspec", "numpy"])
+
+    def single(self) -> Request:
+        return Request("POST", "/predict", _compact({"features": wide_row()}), _JSON + self.headers)
+
+    def batch(self, rows: int) -> Request | None:
+        body = _compact({"instances": [wide_row()] * rows})
+        return Request("POST", "/predict", body, _JSON + self.headers, rows)
+
+    def v2(self) -> Request | None:
+        return None
+
+    def check(self, answer: dict[str, object]) -> bool:
+        return answer.get("class_name") in ("low", "mid", "high")
+
+
 BENCH_API_KEY = "bench-key-0123456789abcdef"  # pragma: allowlist secret
 
 
@@ -314,4 +352,5 @@ def all_peers() -> list[Peer]:
             extra_env={"API_KEY": BENCH_API_KEY},
             headers=(("X-API-Key", BENCH_API_KEY),),
         ),
+        MlkubeWidePeer(),
     ]

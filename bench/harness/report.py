@@ -11,6 +11,7 @@ from harness.peers import MLKUBE_WORKERS
 
 NOTES, MLSERVER, MLKUBE = "notes", "mlserver", "mlkube"
 NOLOG, AUTH = "mlkube-nolog", "mlkube-auth"
+WIDE = "mlkube-wide"  # the second model (a wider table, named features), not a variant
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from harness.report import (
     MLSERVER,
     NOLOG,
     NOTES,
+    WIDE,
     Summary,
     cpu_us,
     errors,
@@ -96,6 +97,7 @@ def markdown(
     out += _single_section(summary, labels)
     out += _v2_section(summary)
     out += _batch_section(summary, labels)
+    out += _second_model_section(summary)
     out += _floor_section(summary)
     out += _feature_section(summary, in_process)
     out += _stage_section(stage_costs, summary)
@@ -306,6 +308,48 @@ def _batch_section(summary: Summary, labels: dict[str, str]) -> list[str]:
         f'## Batches (c={c}; mlkube `{{"instances": [...]}}`, MLServer V2 `[n, 4]` FP64)',
         "",
         "The notes' app has no batch API. MLServer answers `predict` and `predict_proba` for every row.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _second_model_section(summary: Summary) -> list[str]:
+    """The second model (mlkube-wide) beside the Iris forest, measured in the same run."""
+    config = summary.config
+    rows = []
+    for server, model in (
+        (MLKUBE, "Iris forest, 4 numbers (list)"),
+        (WIDE, "HistGradientBoosting, 22 named"),
+    ):
+        if server not in summary.servers():
+            continue
+        points = [("single", c, 1) for c in config.single_concurrency]
+        points += [("batch", config.batch_concurrency, size) for size in config.batch_sizes]
+        for kind, c, size in points:
+            if summary.samples(server, kind, c, size):
+                rows.append(
+                    [
+                        model,
+                        f"{kind} c={c}" + (f", {size} rows" if kind == "batch" else ""),
+                        *[
+                            show(summary.stat(server, kind, c, size, get))
+                            for get in (rps, rows_per_s, p99, cpu_us)
+                        ],
+                    ]
+                )
+    if WIDE not in summary.servers():
+        return []
+    header = ["model", "point", "req/s", "rows/s", "p99 ms", "CPU µs/req"]
+    return [
+        "",
+        "## A second model: HistGradientBoosting on a wider table",
+        "",
+        "mlkube alone (`mlkube-wide`): a Pipeline (imputation, one-hot encoding, HistGradientBoosting, 50 "
+        "iterations) trained by `mlkube train --data` on a 22-column table with 2 text columns "
+        "(bench/harness/wide.py), one ONNX input per column, asked by feature name "
+        '(`{"features": {"x01": ..., "region": "east", ...}}`), so every value passes the input schema\'s '
+        "checks. The notes' app and MLServer's sklearn runtime are not run on it: neither serves named text "
+        "columns without code of its own. The Iris rows are the same run's.",
         "",
         *_table(header, rows),
     ]

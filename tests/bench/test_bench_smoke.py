@@ -28,7 +28,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         str(RUN),
         "--quick",
         "--only",
-        "mlkube",
+        "mlkube,mlkube-wide",
         "--duration",
         "1",
         "--warmup",
@@ -47,7 +47,7 @@ def test_quick_run_writes_results_json_with_every_point(quick_run: tuple[Path, s
     out, _ = quick_run
     data = json.loads((out / "results.json").read_text())
     servers = {run["server"] for run in data["runs"]}
-    assert servers == {"mlkube", "mlkube-nolog", "mlkube-auth"}
+    assert servers == {"mlkube", "mlkube-nolog", "mlkube-auth", "mlkube-wide"}
     main_run = next(run for run in data["runs"] if run["server"] == "mlkube")
     points = {(s["kind"], s["concurrency"], s["rows"]) for s in main_run["samples"]}
     expected = {("single", 1, 1), ("single", 8, 1), ("single", 64, 1), ("batch", 8, 1000), ("floor", 64, 0)}
@@ -173,3 +173,14 @@ def test_every_missed_target_is_explained_from_the_profile(
         assert f"- {target}:" in why, why
     for reason in ("cores and wrk", "JSON in and out", "micro-batched it takes", "fastest round"):
         assert reason in why
+
+
+def test_the_second_model_is_measured_beside_the_iris_forest(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    runs = {run["server"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    wide = runs["mlkube-wide"]
+    points = {(s["kind"], s["concurrency"], s["rows"]) for s in wide["samples"]}
+    assert {("single", 1, 1), ("single", 64, 1), ("batch", 8, 1000)} <= points
+    assert all(sample["requests_ok"] > 0 and sample["non_2xx"] == 0 for sample in wide["samples"])
+    assert json.loads(wide["answer"])["class_name"] in ("low", "mid", "high")
+    assert "## A second model: HistGradientBoosting on a wider table" in (out / "RESULTS.md").read_text()

@@ -23,9 +23,10 @@ import msgspec
 import msgspec.inspect as types
 import pytest
 
-from mlkube.api.kserve_v1 import V1PredictRequest
+from mlkube.api.kserve_v1 import V1NamedRequest, V1PredictRequest
+from mlkube.api.mlflow import InvocationsRequest
 from mlkube.api.open_inference import InferenceRequest
-from mlkube.api.simple import PredictRequest
+from mlkube.api.simple import NamedPredictRequest, PredictRequest
 from mlkube.server.http import Route
 from tests.inprocess import in_process_app
 from tests.reliability import traffic
@@ -216,6 +217,9 @@ def _rows_json(rows: list[Any]) -> bytes:
 ROWS_IN_BODY: dict[Any, Callable[[bytes, int], bytes]] = {
     PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
     V1PredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    NamedPredictRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    V1NamedRequest: lambda rows, count: b'{"instances": ' + rows + b"}",
+    InvocationsRequest: lambda rows, count: b'{"inputs": ' + rows + b"}",
     InferenceRequest: lambda rows, count: (
         b'{"inputs": [{"name": "features", "datatype": "FP32", "shape": [%d, 4], "data": ' % count
         + rows

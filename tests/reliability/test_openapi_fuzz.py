@@ -35,8 +35,9 @@ AUTH_HEADERS = ("x-api-key", "authorization")
 Operation = APIOperation[Any, Any, Any, Any]
 
 V2_BODY = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": NOTES_ROW}]}
-# README.md: "With API_KEY set, every route but the probes (/health, /ready, /v2/health/*), /metrics,
-# /openapi.json, /docs and the page's own files needs the key". (method, route, a valid body or None).
+# README.md: "With API_KEY set, every route but the probes (/health, /ready, /v2/health/*, MLflow's /ping),
+# /metrics, /openapi.json, /docs and the page's own files needs the key".
+# (method, route, a valid body or None).
 PROTECTED: list[tuple[str, str, Any]] = [
     ("POST", "/predict", {"features": NOTES_ROW}),
     ("POST", "/predict/proba", {"features": NOTES_ROW}),
@@ -51,11 +52,13 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v2/models/{name}/versions/{version}", None),
     ("GET", "/v2/models/{name}/versions/{version}/ready", None),
     ("POST", "/v2/models/{name}/versions/{version}/infer", V2_BODY),
+    ("POST", "/invocations", {"instances": [NOTES_ROW]}),
 ]
 # (method, route, a path of it)
 OPEN = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
+    ("GET", "/ping", "/ping"),
     ("GET", "/v2/health/live", "/v2/health/live"),
     ("GET", "/v2/health/ready", "/v2/health/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -135,6 +138,8 @@ CROSS_FIELD_RULES = re.compile(
     rb"'data' is not \d+ rows of \d+ values, as shape says"
     rb"|'data' has \d+ values, shape \[\d+, \d+\] needs"
     rb"|binary_data_size \d+ (is more than the \d+ bytes sent|does not hold)"
+    # MLflow's bodies: a dataframe_split row's length and values follow its `columns`; columns by name
+    rb"|dataframe_split: |the features have different numbers of values"
 )
 
 

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import OnnxPredictor, Scores
-from mlkube.server.batching import MicroBatcher
+from mlkube.server.batching import MicroBatcher, feed_rows, join_feeds
 from tests.support import RunningServer, metric_samples, metric_value, start_server, wait_for_metric
 
 ROWS = np.array(
@@ -159,3 +159,29 @@ def test_concurrent_http_requests_are_joined_and_each_answer_is_its_own(one_work
         if calls < rows:
             break
     assert calls < rows  # and some calls held the rows of several requests
+
+
+def test_feeds_of_one_turn_are_joined_input_by_input_and_values_sliced_per_request() -> None:
+    """A columns model's feeds (a scorer that sums them, standing in for a regressor's graph)."""
+    calls: list[dict[str, NDArray[np.float32]]] = []
+
+    def regressor(feeds: dict[str, NDArray[np.float32]]) -> Scores:
+        calls.append(feeds)
+        return Scores.regression(feeds["a"][:, 0] + 10 * feeds["b"][:, 0])
+
+    def feeds(*rows: tuple[float, float]) -> dict[str, NDArray[np.float32]]:
+        return {
+            name: np.array([[row[index]] for row in rows], dtype=np.float32)
+            for index, name in enumerate("ab")
+        }
+
+    batcher = MicroBatcher(regressor, max_rows=64, rows=feed_rows, join=join_feeds)
+    answers = score_together(batcher, [feeds((1, 2)), feeds((3, 4), (5, 6))])  # type: ignore[list-item]
+    assert len(calls) == 1
+    assert calls[0]["a"].shape == (3, 1)
+    values = [
+        answer.values.tolist()
+        for answer in answers
+        if isinstance(answer, Scores) and answer.values is not None
+    ]
+    assert values == [[21.0], [43.0, 65.0]]

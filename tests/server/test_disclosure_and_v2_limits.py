@@ -108,6 +108,13 @@ def test_probe_reasons_name_no_folder_and_no_hash(tampered_dir: Path) -> None:
             assert str(tampered_dir) in refused[0]  # the operator's log keeps the whole reason
 
 
+def example_row(body: dict[str, Any]) -> Any:
+    """The row of an example body: /predict's, V1's, V2's first input or MLflow's `dataframe_split`."""
+    if "dataframe_split" in body:
+        return body["dataframe_split"]["data"][0]
+    return body.get("features") or (body.get("instances") or body["inputs"])[0]
+
+
 def test_openapi_examples_hold_no_training_statistics(server: RunningServer, iris_bundle: Bundle) -> None:
     document = server.client.get("/openapi.json").json()
     means = {round(stat.mean, 2) for stat in iris_bundle.metadata.features}
@@ -116,8 +123,7 @@ def test_openapi_examples_hold_no_training_statistics(server: RunningServer, iri
         for operation in path.values():
             example = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
             if "example" in example:
-                found = example["example"]
-                rows.append(found.get("features") or (found.get("instances") or found["inputs"])[0])
+                rows.append(example_row(example["example"]))
     assert rows
     for row in rows:
         values = row["data"] if isinstance(row, dict) else row

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from mlkube.model.bundle import CATEGORY, Bundle, FeatureSpec, InputSchema, Metadata
+from mlkube.model.bundle import CATEGORY, COLUMNS_LAYOUT, Bundle, FeatureSpec, InputSchema, Metadata
 from mlkube.server.drift import (
     ABOVE_MAX,
     BELOW_MIN,
+    FeedsRangeWatch,
     RangeWatch,
     SlidingCounts,
     forget_dead_workers,
@@ -147,6 +148,38 @@ def test_range_watch_reads_the_ranges_of_bundles_written_before_input_schemas(ir
 
 def with_inputs(metadata: Metadata, specs: list[FeatureSpec]) -> Metadata:
     return msgspec.structs.replace(metadata, inputs=InputSchema(features=specs))
+
+
+def test_a_columns_model_is_watched_on_its_numeric_inputs_at_their_schema_places(iris_bundle: Bundle) -> None:
+    specs = [
+        FeatureSpec(name="size", min=1.0, max=9.0, onnx_input="size_in"),
+        FeatureSpec(name="colour", kind=CATEGORY, categories=["red"], onnx_input="colour_in"),
+        FeatureSpec(name="age", onnx_input="age_in"),  # no range: never outside
+        FeatureSpec(name="weight", min=0.0, max=2.0, missing=True, onnx_input="weight_in"),
+    ]
+    metadata = msgspec.structs.replace(
+        iris_bundle.metadata, inputs=InputSchema(layout=COLUMNS_LAYOUT, features=specs)
+    )
+    assert RangeWatch.for_model(metadata, Recorded()) is None  # its batcher holds feeds, not one array
+    assert FeedsRangeWatch.for_model(iris_bundle.metadata, Recorded()) is None  # a tensor model
+    recorded = Recorded()
+    watch = FeedsRangeWatch.for_model(metadata, recorded)
+    assert watch is not None
+
+    def feeds(*rows: tuple[float, str, float, float]) -> dict[str, np.ndarray]:
+        columns = list(zip(*rows, strict=True))
+        return {
+            spec.onnx_input: np.array(values, dtype=object if spec.kind == CATEGORY else np.float32).reshape(
+                -1, 1
+            )
+            for spec, values in zip(specs, columns, strict=True)
+        }
+
+    watch.check(feeds((5.0, "red", 1e9, 1.0)))
+    assert recorded.calls == []  # inside, whatever an unranged feature holds
+    watch.check(feeds((10.0, "red", 0.0, float("nan"))))  # one row; a missing value is never outside
+    watch.check(feeds((0.0, "red", 0.0, 3.0), (5.0, "red", 0.0, 1.0), (20.0, "red", 0.0, -1.0)))
+    assert recorded.calls == [([0, 0, 0, 0], [1, 0, 0, 0]), ([1, 0, 0, 1], [1, 0, 0, 1])]
 
 
 # --- SlidingCounts and training shares -------------------------------------------------------------

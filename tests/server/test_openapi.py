@@ -113,6 +113,7 @@ def test_every_json_body_has_an_example_that_is_valid_and_answered_200(
         if JSON in operation.get("requestBody", {}).get("content", {})
     }
     assert ("post", "/predict") in with_body
+    assert ("post", "/invocations") in with_body  # MLflow's scoring bodies
     missing = [operation for operation, body in with_body.items() if "example" not in body]
     assert missing == [], "operations that take JSON without an example for Swagger UI's Try it out"
     for (method, path), body in with_body.items():

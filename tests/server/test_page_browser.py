@@ -7,6 +7,7 @@ saying how to install it, or fail under CI=true (`make system-deps` installs it)
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from tests.support import KEY, RunningServer, png_size
+from tests.support import KEY, RunningServer, png_size, start_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -188,3 +189,59 @@ def test_screenshot_of_the_page(tab: Tab, server: RunningServer) -> None:
         "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
     )
     assert png_size(path.read_bytes()) == tuple(document)  # the whole page, at the viewport's width
+
+
+# --- models that are not the Iris forest: text features, a regressor --------------------------------------
+
+
+def mixed_server(tmp_path_factory: pytest.TempPathFactory, target: str, task: str) -> Iterator[RunningServer]:
+    from mlkube.model.datasets import read_table
+    from mlkube.model.tabular import train_table_bundle
+    from mlkube.model.train import TrainParams
+    from tests.model.zoo import write_mixed_csv
+
+    folder = tmp_path_factory.mktemp(target)
+    table = read_table(write_mixed_csv(folder, target), target, task)
+    bundle = train_table_bundle(table, TrainParams(extra={"n_estimators": 5}), folder / "models", name=target)
+    with start_server({"MODEL_BUNDLE": str(bundle.path), "WORKERS": "1"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    yield from mixed_server(tmp_path_factory, "kind", "classification")
+
+
+@pytest.fixture(scope="module")
+def value_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    yield from mixed_server(tmp_path_factory, "price", "regression")
+
+
+def test_a_text_feature_is_a_dropdown_of_its_categories(tab: Tab, text_server: RunningServer) -> None:
+    page = tab.page
+    page.goto(text_server.url + "/")
+    expect(page.locator("#bars li")).to_have_count(2)
+    colour = page.locator("select#value-2")
+    expect(colour.locator("option")).to_have_text(["blue", "green", "red", "(missing)"])
+    expect(page.locator("#feature-table tbody tr").nth(2)).to_contain_text("one of blue, green, red")
+    colour.select_option("red")
+    expect(page.locator("#curl")).to_contain_text('"red"')
+    colour.select_option("")  # missing: the model imputes it
+    expect(page.locator("#curl")).to_contain_text("null")
+    expect(page.locator("#predicted-class")).not_to_have_text(DASH)
+    assert tab.console_errors() == []
+
+
+def test_a_regressor_shows_its_value_and_no_classes(tab: Tab, value_server: RunningServer) -> None:
+    page = tab.page
+    page.goto(value_server.url + "/")
+    expect(page.locator("#confidence")).to_contain_text("predicted value")
+    expect(page.locator("#predicted-class")).to_have_text(re.compile(r"^-?[\d.,]+$"))
+    expect(page.locator("#bars li")).to_have_count(0)
+    expect(page.locator("#classes li")).to_have_count(0)
+    expect(page.locator(".samples")).to_be_hidden()
+    expect(page.locator("#metrics .metric span").first).to_have_text("R²")
+    before = page.locator("#predicted-class").text_content()
+    page.fill("#value-0", "95")
+    expect(page.locator("#predicted-class")).not_to_have_text(before or "")
+    assert tab.console_errors() == []

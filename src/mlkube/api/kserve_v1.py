@@ -11,10 +11,22 @@ class V1PredictRequest(msgspec.Struct):
     instances: list[list[float]]
 
 
+class V1NamedRequest(msgspec.Struct):
+    """Rows as lists in the model's feature order or as objects by feature name; text for categories."""
+
+    instances: list[list[float | str | None] | dict[str, float | str | None]]
+
+
 class V1Predictions(msgspec.Struct):
     """The predicted class index of every row, in order."""
 
     predictions: list[int]
+
+
+class V1Values(msgspec.Struct):
+    """A regressor's predicted value of every row, in order."""
+
+    predictions: list[float]
 
 
 class V1Models(msgspec.Struct):

@@ -15,10 +15,13 @@ import msgspec
 from mlkube.api.numbers import FLOAT16_MAX, FLOAT32_MAX
 
 Datatype = Literal[
-    "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"
+    "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BYTES"
 ]
 FLOAT_DATATYPES = ("FP16", "FP32", "FP64")
 INTEGER_DATATYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+NUMBER_DATATYPES = (*FLOAT_DATATYPES, *INTEGER_DATATYPES)
+MAX_INPUTS = 4096
+"""Most inputs in one request: a model with text features takes one input per feature."""
 OutputName = Literal["predict", "predict_proba", "label"]
 OUTPUT_NAMES: tuple[OutputName, ...] = ("predict", "predict_proba", "label")
 INPUT_NAME = "features"
@@ -26,11 +29,15 @@ BINARY_HEADER = "inference-header-content-length"
 """Triton's binary tensor extension: the length of the JSON header before the binary tensors."""
 ParameterValue = str | int | float | bool
 Parameters = dict[str, ParameterValue]
+_ITEM = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
 TENSOR_DATA_SCHEMA = {
-    "description": "The values in row-major order: flat, or one array per row.",
+    "description": (
+        "The values in row-major order: flat, or one array per row. Numbers; text for BYTES; null only "
+        "for a missing value of a model's column that imputes it."
+    ),
     "anyOf": [
-        {"type": "array", "items": {"type": "number"}},
-        {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        {"type": "array", "items": _ITEM},
+        {"type": "array", "items": {"type": "array", "items": _ITEM}},
     ],
 }
 
@@ -62,6 +69,13 @@ def _values_rule(datatype: str) -> dict[str, Any]:
         "then": {"properties": {"data": {"anyOf": [flat, {"type": "array", "items": flat}]}}},
     }
 
+
+_TEXTS = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "null"}]}}
+_BYTES_RULE = {
+    "if": {"properties": {"datatype": {"const": "BYTES"}}, "required": ["datatype"]},
+    "then": {"properties": {"data": {"anyOf": [_TEXTS, {"type": "array", "items": _TEXTS}]}}},
+}
+"""BYTES: text (a category's value), flat or one array per row; null for a missing value."""
 
 # exactly one of `data` and parameters.binary_data_size, which is a byte count
 _BINARY_OR_DATA = {
@@ -133,7 +147,8 @@ _Input = Annotated[
     msgspec.Meta(
         extra_json_schema={
             "allOf": [
-                *(_values_rule(name) for name in (*FLOAT_DATATYPES, *INTEGER_DATATYPES)),
+                *(_values_rule(name) for name in NUMBER_DATATYPES),
+                _BYTES_RULE,
                 _BINARY_OR_DATA,
             ]
         }
@@ -144,7 +159,7 @@ _Input = Annotated[
 class InferenceRequest(msgspec.Struct, kw_only=True):
     id: str | None = None
     parameters: Parameters | None = None
-    inputs: Annotated[list[_Input], msgspec.Meta(min_length=1, max_length=1)]
+    inputs: Annotated[list[_Input], msgspec.Meta(min_length=1, max_length=MAX_INPUTS)]
     outputs: list[RequestOutput] | None = None
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import msgspec
 
 
-class FeatureCard(msgspec.Struct):
+class FeatureCard(msgspec.Struct, omit_defaults=True):
+    """A feature's training range; a category's known values (`kind`, `categories`, `missing` appear only
+    where they differ from a number the model needs)."""
+
     name: str
-    min: float | None = None
-    max: float | None = None
-    mean: float | None = None
+    min: float | None
+    max: float | None
+    mean: float | None
+    kind: str = "number"
+    categories: list[str] = []
+    missing: bool = False
 
 
 class ClassScores(msgspec.Struct):
@@ -34,6 +40,8 @@ class ModelCard(msgspec.Struct):
     per_class: list[ClassScores]
     confusion_matrix: list[list[int]]
     params: dict[str, object]
+    task: str = "classification"
+    """`classification` or `regression` (no classes: the page shows the predicted value)."""
     drift: DriftSignals | None = None
     """Live signals of the running workers; filled per request by `GET /model`."""
 

@@ -25,6 +25,29 @@ class BatchPrediction(msgspec.Struct):
     predictions: list[Prediction]
 
 
+FeatureValue = float | str | None
+"""A number, a category's text, or null for a missing value (where the model imputes it)."""
+
+
+class NamedPredictRequest(msgspec.Struct, kw_only=True):
+    """`/predict`'s body with features by name or text values: `{"features": {"name": value, ...}}`,
+    `{"instances": [{...}, ...]}`, or rows in schema order holding text (a model with categories)."""
+
+    features: list[FeatureValue] | dict[str, FeatureValue] | None = None
+    instances: list[list[FeatureValue] | dict[str, FeatureValue]] | None = None
+
+
+class ValuePrediction(msgspec.Struct, gc=False):
+    """A regressor's answer for one row: the predicted value and the model version (no class fields)."""
+
+    prediction: float
+    version: str
+
+
+class BatchValuePrediction(msgspec.Struct):
+    predictions: list[ValuePrediction]
+
+
 class ErrorBody(msgspec.Struct):
     error: str
 

@@ -52,6 +52,7 @@ from mlkube.server.http import (
 )
 from mlkube.server.kserve_v1 import KServeV1, liveness
 from mlkube.server.logs import AccessLog
+from mlkube.server.mlflow_scoring import MlflowScoring
 from mlkube.server.open_inference import OpenInferenceV2
 from mlkube.server.page import ModelPage
 from mlkube.server.service import ModelService
@@ -139,6 +140,7 @@ class App:
             ),
             *KServeV1(plane).routes(),
             *OpenInferenceV2(plane).routes(),
+            *MlflowScoring(plane).routes(),
             *ApiDocs(plane, lambda: self.router.routes).routes(),
             *ModelPage(plane, not_html=liveness).routes(),
         ]

@@ -7,6 +7,7 @@ its own slice. One ONNX Runtime call costs about the same for 1 row as for 30, a
 retakes the GIL, so under load it cuts the CPU a request costs by about a quarter; alone, a request pays
 one extra loop hop (a few µs).
 
+A columns model's requests come as feeds (one [rows, 1] array per graph input), joined input by input.
 A request of `max_rows` rows or more is scored on its own at once: it is a batch already. If the joint call
 fails, every request is scored again on its own, so one request's failure never becomes its neighbours'.
 """
@@ -22,19 +23,43 @@ from numpy.typing import NDArray
 
 from mlkube.model.runtime import Scores
 
-Score = Callable[[NDArray[np.float32]], Scores]
+Batch = NDArray[np.float32] | dict[str, NDArray[Any]]
+"""A tensor model's [rows, features] array, or a columns model's feeds (see `server/features.py`)."""
+Score = Callable[[Any], Scores]
+"""Scores what the batcher queues: arrays (the service's `score`), or feeds (`score_feeds`)."""
 ObserveCall = Callable[[int], None]
+
+
+def feed_rows(feeds: dict[str, NDArray[Any]]) -> int:
+    """The rows of a columns model's feeds: every input holds one [rows, 1] array."""
+    return len(next(iter(feeds.values())))
+
+
+def join_feeds(batches: list[dict[str, NDArray[Any]]]) -> dict[str, NDArray[Any]]:
+    """Several requests' feeds as one: concatenated input by input."""
+    return {key: np.concatenate([feeds[key] for feeds in batches]) for key in batches[0]}
 
 
 class MicroBatcher:
     """One worker's queue of rows waiting for the end of the current event-loop turn."""
 
-    def __init__(self, score: Score, max_rows: int, observe_call: ObserveCall | None = None) -> None:
+    def __init__(
+        self,
+        score: Score,
+        max_rows: int,
+        observe_call: ObserveCall | None = None,
+        rows: Callable[[Any], int] = len,
+        join: Callable[[list[Any]], Any] = np.concatenate,
+    ) -> None:
+        """`rows` counts and `join` joins what is queued: arrays by default, a columns model's feeds with
+        `feed_rows` and `join_feeds` (chosen once, so the array path is what it always was)."""
         self._score = score
+        self._count = rows
+        self._join = join
         self.max_rows = max_rows
         self._observe_call = observe_call
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._arrays: list[NDArray[np.float32]] = []
+        self._arrays: list[Any] = []
         self._waiting: list[asyncio.Future[Scores]] = []
         self._rows = 0
         self._scheduled = False
@@ -43,18 +68,19 @@ class MicroBatcher:
         """The worker's event loop (granian hands it to the app at start-up)."""
         self._loop = loop
 
-    def score(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
+    def score(self, rows: Any) -> asyncio.Future[Scores]:
         """A future of `rows`' scores, resolved at the end of this loop turn (at once for a full batch)."""
         loop = self._loop or asyncio.get_running_loop()
         waiting: asyncio.Future[Scores] = loop.create_future()
-        if len(rows) >= self.max_rows:
+        count = self._count(rows)
+        if count >= self.max_rows:
             self._settle([rows], [waiting])
             return waiting
-        if self._rows + len(rows) > self.max_rows:
+        if self._rows + count > self.max_rows:
             self.flush()
         self._arrays.append(rows)
         self._waiting.append(waiting)
-        self._rows += len(rows)
+        self._rows += count
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self.flush)
@@ -67,9 +93,9 @@ class MicroBatcher:
         if arrays:
             self._settle(arrays, waiting)
 
-    def _settle(self, arrays: list[NDArray[np.float32]], waiting: list[asyncio.Future[Scores]]) -> None:
+    def _settle(self, arrays: list[Any], waiting: list[asyncio.Future[Scores]]) -> None:
         try:
-            scores = self._call(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+            scores = self._call(arrays[0] if len(arrays) == 1 else self._join(arrays))
         except Exception as error:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(arrays) == 1:
                 _fail(waiting[0], error)
@@ -81,15 +107,19 @@ class MicroBatcher:
             _resolve(waiting[0], scores)
             return
         start = 0
+        count, values = self._count, scores.values
         for rows, future in zip(arrays, waiting, strict=True):
-            end = start + len(rows)
-            _resolve(future, Scores(scores.classes[start:end], scores.probabilities[start:end]))
+            end = start + count(rows)
+            if values is None:
+                _resolve(future, Scores(scores.classes[start:end], scores.probabilities[start:end]))
+            else:  # a regressor's: no classes, a value per row
+                _resolve(future, Scores(scores.classes, scores.probabilities[start:end], values[start:end]))
             start = end
 
-    def _call(self, rows: NDArray[np.float32]) -> Scores:
+    def _call(self, rows: Any) -> Scores:
         scores = self._score(rows)
         if self._observe_call is not None:
-            self._observe_call(len(rows))
+            self._observe_call(self._count(rows))
         return scores
 
 

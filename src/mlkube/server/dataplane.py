@@ -5,7 +5,8 @@ and the Open Inference Protocol (V2). It owns
 
 - readiness: the model loaded and its warm-up passed, and the worker not draining (`why_not_ready`);
   `ModelNotReady` (503) is raised here, never by a route;
-- scoring: rows are checked and made the model's float32 array (`ModelService.rows_to_array`), joined
+- scoring: rows are checked and made the model's input (`ModelService.rows_to_array` for the lists of
+  numbers of a one-tensor model, as ever; `features.FeatureReader` for named features and text), joined
   with other requests' rows by the worker's `MicroBatcher`, scored, and counted in the prediction metrics
   (`mlkube_predictions`, `mlkube_prediction_confidence`, `mlkube_model_call_rows`) whichever route asked;
 - the drift signals: each model call's rows checked against the training ranges (`drift.RangeWatch`, on
@@ -29,15 +30,15 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from numpy.typing import NDArray
 
 from mlkube.api.page import ClassScores, FeatureCard, ModelCard, ProbaPrediction
-from mlkube.api.simple import Prediction
+from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.model.runtime import Scores
-from mlkube.server.batching import MicroBatcher
+from mlkube.server.batching import Batch, MicroBatcher, feed_rows, join_feeds
 from mlkube.server.drift import (
+    FeedsRangeWatch,
     RangeWatch,
     drift_signals,
     forget_dead_workers,
@@ -45,14 +46,15 @@ from mlkube.server.drift import (
     training_class_shares,
     watched_features,
 )
+from mlkube.server.features import FeatureReader
 from mlkube.server.metrics import Metrics
-from mlkube.server.service import ModelService
+from mlkube.server.service import ModelService, plain_values
 from mlkube.settings import Settings
 
 DRAINING = "shutting down"
 _FOLDERS = re.compile(r"(?<![\w.~+-])(?:[\w.~+-]*/)+(?=[\w.~+-])")
 _HASH_PREFIX = re.compile(r"\b[0-9a-f]{8,}…|\b[0-9a-f]{16,}\b")  # "3f2a9c41deadbe…" or whole digests
-_SCALAR_METRICS = ("accuracy", "f1_macro", "n_train", "n_test", "onnx_max_abs_diff")
+_SCALAR_METRICS = ("accuracy", "f1_macro", "r2", "mae", "rmse", "n_train", "n_test", "onnx_max_abs_diff")
 
 
 class DataPlane:
@@ -63,10 +65,18 @@ class DataPlane:
         self.service = service
         self.metrics = Metrics(service.name, service.version)
         metadata = service.bundle.metadata if service.bundle is not None else None
-        watch = RangeWatch.for_model(metadata, self.metrics.observe_out_of_range) if metadata else None
-        self.batcher = MicroBatcher(
-            _scoring(service, watch), settings.micro_batch_rows, self.metrics.observe_model_call
+        observe_call, observe_outside = self.metrics.observe_model_call, self.metrics.observe_out_of_range
+        watch = RangeWatch.for_model(metadata, observe_outside) if metadata else None
+        self.batcher = MicroBatcher(_scoring(service.score, watch), settings.micro_batch_rows, observe_call)
+        feeds_watch = FeedsRangeWatch.for_model(metadata, observe_outside) if metadata else None
+        self.feed_batcher = MicroBatcher(
+            _scoring(service.score_feeds, feeds_watch),
+            settings.micro_batch_rows,
+            observe_call,
+            rows=feed_rows,
+            join=join_feeds,
         )
+        """A columns model's feeds, joined input by input; the array batcher is the Iris path's, unchanged."""
         self._training_shares = training_class_shares(metadata) if metadata else None
         self._drain_marker = str(drain_marker)
         self._card: ModelCard | None = None
@@ -81,6 +91,7 @@ class DataPlane:
             self.metrics.watch_drift(features, self.service.class_names, self._training_shares)
         self.metrics.attach(loop.call_later)
         self.batcher.attach(loop)
+        self.feed_batcher.attach(loop)
 
     # --- identity and readiness -------------------------------------------------------------------
 
@@ -99,6 +110,15 @@ class DataPlane:
     @property
     def class_names(self) -> list[str]:
         return self.service.class_names
+
+    @property
+    def is_regressor(self) -> bool:
+        return self.service.is_regressor
+
+    @property
+    def features(self) -> FeatureReader:
+        """The input schema's checks: named features, text columns, missing values."""
+        return self.service.features
 
     @property
     def model_ready(self) -> bool:
@@ -140,11 +160,13 @@ class DataPlane:
             raise ModelNotReady(public_reason(service.reason))
         return self.batcher.score(service.rows_to_array(rows))
 
-    def submit_array(self, rows: NDArray[np.float32]) -> asyncio.Future[Scores]:
-        """As `submit`, for rows a protocol has already made the model's float32 [rows, features] array."""
+    def submit_array(self, rows: Batch) -> asyncio.Future[Scores]:
+        """As `submit`, for rows a protocol has already made the model's input (`features.FeatureReader`)."""
         service = self.service
         if service.predictor is None:
             raise ModelNotReady(public_reason(service.reason))
+        if isinstance(rows, dict):
+            return self.feed_batcher.score(rows)
         return self.batcher.score(rows)
 
     def answers(self, scores: Scores) -> list[Prediction]:
@@ -155,9 +177,25 @@ class DataPlane:
         self.metrics.observe_scores(service.class_names, scores, confidences)
         return answers
 
+    def value_answers(self, scores: Scores) -> list[ValuePrediction]:
+        """A regressor's answer per row, `prediction` (its value) and `version`; the values are counted."""
+        answers = self.service.value_predictions(scores)
+        self.metrics.observe_values(scores)
+        return answers
+
+    def labels(self, scores: Scores) -> list[int | str] | list[int] | list[float]:
+        """What the model predicts per row (its `classes_` values, or a regressor's values), counted."""
+        self.observe(scores)
+        if self.is_regressor:
+            return plain_values(scores)
+        labels = self.require_model().metadata.class_labels
+        indexes: list[int] = scores.classes.tolist()
+        return [labels[index] for index in indexes] if labels else list(indexes)
+
     def answers_with_probabilities(self, scores: Scores) -> list[ProbaPrediction]:
         """`answers` plus every class's probability (6 decimals), in class order."""
-        probabilities = np.round(scores.probabilities.astype(np.float64), 6).tolist()
+        # + 0.0: a boosting model's softmax can round to -0.0, which JSON would print as such
+        probabilities = (np.round(scores.probabilities.astype(np.float64), 6) + 0.0).tolist()
         return [
             ProbaPrediction(answer.prediction, answer.class_name, answer.confidence, answer.version, row)
             for answer, row in zip(self.answers(scores), probabilities, strict=True)
@@ -166,6 +204,9 @@ class DataPlane:
     def observe(self, scores: Scores) -> Scores:
         """Count scores a protocol shapes itself (V1, V2) in the prediction metrics; return them."""
         service = self.service
+        if service.is_regressor:
+            self.metrics.observe_values(scores)
+            return scores
         self.metrics.observe_scores(service.class_names, scores, service.confidences(scores))
         return scores
 
@@ -189,14 +230,16 @@ class DataPlane:
         return msgspec.structs.replace(card, drift=signals)
 
 
-def _scoring(service: ModelService, watch: RangeWatch | None) -> Callable[[NDArray[np.float32]], Scores]:
-    """The model call the batcher makes: the model's, then (when the bundle has training ranges) its rows
-    counted against them, once per call on the joined rows."""
+def _scoring(
+    score: Callable[[Any], Scores], watch: RangeWatch | FeedsRangeWatch | None
+) -> Callable[[Any], Scores]:
+    """The model call a batcher makes: the model's, then (when the bundle has training ranges) its rows
+    counted against them, once per call on the joined rows (an array, or a columns model's feeds)."""
     if watch is None:
-        return service.score
-    score, check = service.score, watch.check
+        return score
+    check = watch.check
 
-    def score_and_check_ranges(rows: NDArray[np.float32]) -> Scores:
+    def score_and_check_ranges(rows: Any) -> Scores:
         scores = score(rows)
         check(rows)
         return scores
@@ -215,12 +258,9 @@ def public_reason(reason: str) -> str:
 
 def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCard:
     metadata = bundle.metadata
-    stats = {stat.name: stat for stat in metadata.features}
     features = [
-        FeatureCard(name, stats[name].min, stats[name].max, stats[name].mean)
-        if name in stats
-        else FeatureCard(name)
-        for name in metadata.feature_names
+        FeatureCard(spec.name, spec.min, spec.max, spec.mean, spec.kind, list(spec.categories), spec.missing)
+        for spec in metadata.input_schema().features
     ]
     return ModelCard(
         name=metadata.name,
@@ -235,6 +275,7 @@ def _model_card(bundle: Bundle, service: ModelService, runtime: str) -> ModelCar
         per_class=_per_class(metadata.metrics.get("per_class"), metadata.class_names),
         confusion_matrix=_matrix(metadata.metrics.get("confusion_matrix")),
         params=metadata.params,
+        task=metadata.task,
     )
 
 

@@ -13,14 +13,26 @@ from typing import Annotated
 
 import msgspec
 
-from mlkube.api.kserve_v1 import V1Liveness, V1Models, V1ModelStatus, V1Predictions, V1PredictRequest
+from mlkube.api.kserve_v1 import (
+    V1Liveness,
+    V1Models,
+    V1ModelStatus,
+    V1NamedRequest,
+    V1Predictions,
+    V1PredictRequest,
+    V1Values,
+)
 from mlkube.api.simple import ErrorBody
+from mlkube.errors import InvalidInput
+from mlkube.model.runtime import Scores
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Operation, Request, Response, Route, decode_json
-from mlkube.server.openapi import example_row, rows_schema
+from mlkube.server.openapi import example_row, instances_schema
+from mlkube.server.service import plain_values
 
 _encode = msgspec.json.Encoder().encode
 _decode_v1 = msgspec.json.Decoder(V1PredictRequest).decode
+_decode_named = msgspec.json.Decoder(V1NamedRequest).decode
 _ALIVE = _encode(V1Liveness("alive"))
 
 
@@ -63,13 +75,18 @@ class KServeV1:
 
     def _predict_doc(self) -> Operation:
         plane = self.plane
-        rows = rows_schema(plane.n_features, plane.settings.max_batch_size)
+        rows = instances_schema(plane, plane.settings.max_batch_size)
         request = Annotated[
-            V1PredictRequest, msgspec.Meta(extra_json_schema={"properties": {"instances": rows}})
+            V1NamedRequest, msgspec.Meta(extra_json_schema={"properties": {"instances": rows}})
         ]
+        answer = V1Values if plane.is_regressor else V1Predictions
         return Operation(
             request=request,
-            responses={200: V1Predictions, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody},
+            responses={200: answer, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody},
+            description=(
+                "A row is a list in the model's feature order or an object by feature name. A classifier "
+                "answers each row's class index, a regressor its value."
+            ),
             example={"instances": [example_row(plane)]},
         )
 
@@ -85,6 +102,24 @@ class KServeV1:
     async def predict(self, request: Request) -> Response:
         plane = self.plane
         plane.check_model(request.params)
-        body = decode_json(_decode_v1, request.body)
-        scores = plane.observe(await plane.submit(body.instances))
+        if plane.features.by_column:
+            return await self._predict_named(request)
+        try:
+            body = decode_json(_decode_v1, request.body)
+        except InvalidInput as error:
+            if not plane.features.takes_over(str(error)):
+                raise
+            return await self._predict_named(request)
+        return self._answer(plane.observe(await plane.submit(body.instances)))
+
+    async def _predict_named(self, request: Request) -> Response:
+        plane = self.plane
+        plane.require_model()
+        body = decode_json(_decode_named, request.body)
+        rows = plane.features.from_items(body.instances)
+        return self._answer(plane.observe(await plane.submit_array(rows)))
+
+    def _answer(self, scores: Scores) -> Response:
+        if self.plane.is_regressor:
+            return Response(200, _encode(V1Values(plain_values(scores))))
         return Response(200, _encode(V1Predictions(scores.classes.tolist())))

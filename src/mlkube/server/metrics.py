@@ -38,6 +38,9 @@ _MODEL_LABELS = ("model_name", "model_version")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CALL_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+VALUE_BUCKETS = tuple(
+    sorted({sign * 10.0**power for sign in (-1, 1) for power in range(-2, 7)} | {0.0})
+)  # a regressor's values: decades from ±0.01 to ±1e6 (fixed: the same series whatever the model)
 
 REQUESTS = Counter(
     "mlkube_requests", "HTTP requests answered.", ("route", "method", "status", *_MODEL_LABELS)
@@ -56,6 +59,12 @@ CONFIDENCE = Histogram(
     "Top class probability of each scored row.",
     _MODEL_LABELS,
     buckets=CONFIDENCE_BUCKETS,
+)
+PREDICTION_VALUE = Histogram(
+    "mlkube_prediction_value",
+    "A regressor's predicted value of each scored row.",
+    _MODEL_LABELS,
+    buckets=VALUE_BUCKETS,
 )
 CALL_ROWS = Histogram(
     "mlkube_model_call_rows",
@@ -130,6 +139,7 @@ class Metrics:
         self._latency: dict[str, _LocalHistogram] = {}
         self._classes: defaultdict[str, int] = defaultdict(int)
         self._confidence = _LocalHistogram(CONFIDENCE_BUCKETS)
+        self._values = _LocalHistogram(VALUE_BUCKETS)
         self._call_rows = _LocalHistogram(CALL_ROWS_BUCKETS)
         self._schedule: Callable[[float, Callable[[], None]], object] | None = None
         self._flush_pending = False
@@ -169,6 +179,12 @@ class Metrics:
                     self._classes[class_names[index]] += count
             self._confidence.observe_many(np.asarray(confidences))
         self._flush_soon()
+
+    def observe_values(self, scores: Scores) -> None:
+        """A regressor's values, in the value histogram (the class counts are a classifier's)."""
+        if scores.values is not None and len(scores.values):
+            self._values.observe_many(scores.values.astype(np.float64))
+            self._flush_soon()
 
     def watch_drift(
         self,
@@ -222,6 +238,8 @@ class Metrics:
             PREDICTIONS.labels(class_name, *self._model).inc(count)
         self._push_drift(classes)
         self._confidence.push(CONFIDENCE.labels(*self._model))
+        if any(self._values.counts):  # a classifier's metrics carry no value histogram at all
+            self._values.push(PREDICTION_VALUE.labels(*self._model))
         self._call_rows.push(CALL_ROWS.labels(*self._model))
 
     def _push_drift(self, classes: Mapping[str, int]) -> None:

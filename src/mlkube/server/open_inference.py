@@ -10,7 +10,7 @@ server-ready body as `{"live": ...}`, an evident slip: it is answered as KServe 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -28,9 +28,12 @@ from mlkube.api.open_inference import (
     ServerReady,
 )
 from mlkube.api.simple import ErrorBody
+from mlkube.errors import InferenceError
+from mlkube.server.batching import Batch
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Operation, Request, Response, Route
-from mlkube.server.openapi import example_row, v2_input_schema
+from mlkube.server.openapi import example_row, v2_column_schema, v2_input_schema
+from mlkube.server.tensors.columns import input_columns
 from mlkube.server.tensors.decoding import decode_request, input_rows
 from mlkube.server.tensors.encoding import encode_response, output_tensors
 
@@ -118,28 +121,56 @@ class OpenInferenceV2:
     def _infer_doc(self) -> Operation:
         plane = self.plane
         row = example_row(plane)
-        input_schema = v2_input_schema(plane.n_features, plane.settings.max_batch_size)
+        max_rows = plane.settings.max_batch_size
+        if plane.features.by_column:
+            inputs: dict[str, Any] = {"items": v2_column_schema(plane.features.names, max_rows)}
+            example_inputs = [
+                {"name": name, "shape": [1, 1], "datatype": "BYTES" if isinstance(value, str) else "FP32"}
+                | {"data": [value]}
+                for name, value in zip(plane.features.names, row, strict=True)
+            ]
+            taken = "One input per feature, named as the feature, of shape [rows] or [rows, 1]: FP or (U)INT "
+            taken += "numbers, BYTES text for a category, null where the model imputes a missing value."
+        else:
+            inputs = {"items": v2_input_schema(plane.n_features, max_rows), "maxItems": 1}
+            example_inputs = [{"name": INPUT_NAME, "shape": [1, len(row)], "datatype": "FP32", "data": row}]
+            taken = (
+                f"One input {INPUT_NAME!r} of shape [rows, {plane.n_features}] in any FP or (U)INT "
+                "datatype, its `data` flat or one array per row."
+            )
+        outputs = (
+            "Output: `predict` (FP32, the regressor's value)."
+            if plane.is_regressor
+            else "Outputs: `predict` (INT64 class index), `predict_proba` (FP32 probabilities, 6 decimals in "
+            "JSON) and `label` (BYTES class name), all of them unless `outputs` names some."
+        )
         request = Annotated[
-            InferenceRequest,
-            msgspec.Meta(extra_json_schema={"properties": {"inputs": {"items": input_schema}}}),
+            InferenceRequest, msgspec.Meta(extra_json_schema={"properties": {"inputs": inputs}})
         ]
         return Operation(
             request=request,
             responses={200: InferenceResponse, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody},
             description=(
-                f"One input {INPUT_NAME!r} of shape [rows, {plane.n_features}] in any FP or (U)INT "
-                "datatype, its `data` flat or one array per row. Outputs: `predict` (INT64 class index), "
-                "`predict_proba` (FP32 probabilities, 6 decimals in JSON) and `label` (BYTES class name), "
-                'all of them unless `outputs` names some. Errors are 400 with `{"error": ...}`. Triton\'s '
-                "binary tensor extension works too: `parameters.binary_data_size` on the input with an "
+                f"{taken} {outputs} "
+                'Errors are 400 with `{"error": ...}`. Triton\'s binary tensor extension works too for '
+                "numbers: `parameters.binary_data_size` on the input with an "
                 "`Inference-Header-Content-Length` header, and `binary_data` on an output (or "
                 "`binary_data_output` on the request)."
             ),
-            example={
-                "id": "1",
-                "inputs": [{"name": INPUT_NAME, "shape": [1, len(row)], "datatype": "FP32", "data": row}],
-            },
+            example={"id": "1", "inputs": example_inputs},
         )
+
+    def _rows(self, body: InferenceRequest, binary: memoryview) -> Batch:
+        """Today's one tensor `features`; or, for a model with text features, one input per feature."""
+        plane = self.plane
+        features = plane.features
+        if features.by_column or len(body.inputs) > 1:
+            if any(tensor.name == INPUT_NAME for tensor in body.inputs) and not features.by_column:
+                raise InferenceError(
+                    f"send one input {INPUT_NAME!r}, or one input per feature, not {len(body.inputs)} inputs"
+                )
+            return features.from_columns(input_columns(body.inputs, binary), InferenceError)
+        return input_rows(body.inputs[0], binary, plane.n_features, plane.settings.max_batch_size)
 
     # --- handlers ---------------------------------------------------------------------------------
 
@@ -161,8 +192,10 @@ class OpenInferenceV2:
             name=plane.name,
             versions=[plane.version],
             platform=_PLATFORMS[plane.settings.model_runtime],
-            inputs=[MetadataTensor(INPUT_NAME, "FP32", [-1, plane.n_features])],
-            outputs=[
+            inputs=_metadata_inputs(plane),
+            outputs=[MetadataTensor("predict", "FP32", [-1])]
+            if plane.is_regressor
+            else [
                 MetadataTensor("predict", "INT64", [-1]),
                 MetadataTensor("predict_proba", "FP32", [-1, n_classes]),
                 MetadataTensor("label", "BYTES", [-1]),
@@ -181,8 +214,7 @@ class OpenInferenceV2:
         plane.check_model(request.params)
         plane.require_model()
         body, binary = decode_request(request.body, request.headers.get(BINARY_HEADER))
-        rows = input_rows(body.inputs[0], binary, plane.n_features, plane.settings.max_batch_size)
-        scores = plane.observe(await plane.submit_array(rows))
+        scores = plane.observe(await plane.submit_array(self._rows(body, binary)))
         all_binary = (body.parameters or {}).get("binary_data_output") is True
         outputs, blobs = output_tensors(body.outputs, all_binary, scores, plane.class_names)
         answer = InferenceResponse(
@@ -193,3 +225,14 @@ class OpenInferenceV2:
             return Response(200, payload)
         headers = [(BINARY_HEADER, str(header_length))]
         return Response(200, payload, content_type="application/octet-stream", headers=headers)
+
+
+def _metadata_inputs(plane: DataPlane) -> list[MetadataTensor]:
+    """One FP32 tensor `features`; a model with text features takes one input per feature instead."""
+    features = plane.features
+    if not features.by_column:
+        return [MetadataTensor(INPUT_NAME, "FP32", [-1, plane.n_features])]
+    return [
+        MetadataTensor(feature.name, "BYTES" if feature.category else "FP32", [-1, 1])
+        for feature in features.features
+    ]

@@ -18,8 +18,9 @@ import msgspec
 
 import mlkube
 from mlkube.api.numbers import FLOAT32_MAX
-from mlkube.api.open_inference import INPUT_NAME
+from mlkube.api.open_inference import INPUT_NAME, NUMBER_DATATYPES
 from mlkube.api.simple import ErrorBody
+from mlkube.model.bundle import CATEGORY, FeatureSpec
 from mlkube.server.http import Operation, Route
 
 if TYPE_CHECKING:
@@ -38,14 +39,63 @@ _TAGS = (
 )
 
 
-def example_row(plane: DataPlane) -> list[float]:
-    """The row of the examples: zeros, one per feature.
+def example_row(plane: DataPlane) -> list[Any]:
+    """The row of the examples: a zero per number, the first allowed value per category.
 
     /openapi.json is open, so its example must come from nothing the key protects: the training means,
-    ranges and sample rows are the model card's (/model). Zeros follow from the feature count alone, which
-    the request schema states anyway, and are a row every model scores.
+    ranges and sample rows are the model card's (/model). Zeros follow from the feature count alone, and a
+    category's values from its `enum`, both of which the request schema states anyway; a row every model
+    scores.
     """
+    bundle = plane.service.bundle
+    if bundle is not None and bundle.metadata.inputs is not None:
+        return [_example_value(spec) for spec in bundle.metadata.inputs.features]
     return [0.0] * plane.n_features
+
+
+def _example_value(spec: FeatureSpec) -> Any:
+    if spec.kind == CATEGORY:
+        return spec.categories[0] if spec.categories else ""
+    return 0.0
+
+
+def value_schema(spec: FeatureSpec) -> dict[str, Any]:
+    """One feature's value as `server/features.py` checks it (null where the model imputes a missing one)."""
+    if spec.kind == CATEGORY:
+        value: dict[str, Any] = {"enum": list(spec.categories)} if spec.categories else {"type": "string"}
+        if spec.missing:
+            value = {"anyOf": [value, {"type": "null"}]}
+        return value
+    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    return {"anyOf": [number, {"type": "null"}]} if spec.missing else number
+
+
+def features_row_schema(plane: DataPlane) -> dict[str, Any]:
+    """A row in schema order: today's list of numbers for a model of numbers, else one item per feature."""
+    specs = plane.features.schema.features
+    if not any(spec.kind == CATEGORY or spec.missing for spec in specs):
+        return row_schema(plane.n_features)
+    items = [value_schema(spec) for spec in specs]
+    return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items)}
+
+
+def features_record_schema(plane: DataPlane) -> dict[str, Any]:
+    """A row by feature name: every feature the model cannot impute is required, no other name."""
+    specs = plane.features.schema.features
+    return {
+        "type": "object",
+        "properties": {spec.name: value_schema(spec) for spec in specs},
+        "required": [spec.name for spec in specs if not spec.missing],
+        "additionalProperties": False,
+    }
+
+
+def instance_schema(plane: DataPlane) -> dict[str, Any]:
+    return {"anyOf": [features_row_schema(plane), features_record_schema(plane)]}
+
+
+def instances_schema(plane: DataPlane, max_rows: int) -> dict[str, Any]:
+    return {"type": "array", "items": instance_schema(plane), "minItems": 1, "maxItems": max_rows}
 
 
 def row_schema(n_features: int) -> dict[str, Any]:
@@ -62,7 +112,20 @@ def v2_input_schema(n_features: int, max_rows: int) -> dict[str, Any]:
     """The model's one V2 input: its name and shape [rows, n_features]."""
     rows = {"type": "integer", "minimum": 1, "maximum": max_rows}
     shape = {"type": "array", "prefixItems": [rows, {"const": n_features}], "minItems": 2, "maxItems": 2}
-    return {"properties": {"name": {"const": INPUT_NAME}, "shape": shape}}
+    return {
+        "properties": {
+            "name": {"const": INPUT_NAME},
+            "shape": shape,
+            "datatype": {"enum": list(NUMBER_DATATYPES)},
+        }
+    }
+
+
+def v2_column_schema(names: list[str], max_rows: int) -> dict[str, Any]:
+    """One V2 input per feature of a model with text features: its name and shape [rows] or [rows, 1]."""
+    rows = {"type": "integer", "minimum": 1, "maximum": max_rows}
+    shape = {"type": "array", "prefixItems": [rows, {"const": 1}], "minItems": 1, "maxItems": 2}
+    return {"properties": {"name": {"enum": names}, "shape": shape}}
 
 
 def openapi_document(routes: Iterable[Route], plane: DataPlane) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from typing import Any
 import msgspec
 
 from mlkube.api.page import ProbaBatch, ProbaPrediction
-from mlkube.api.simple import ErrorBody
+from mlkube.api.simple import BatchValuePrediction, ErrorBody
 from mlkube.errors import NotFound
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Handler, Operation, Request, Response, Route
-from mlkube.server.simple_api import predict_handler, predict_operation
+from mlkube.server.simple_api import answer_types, predict_handler, predict_operation
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -52,14 +52,25 @@ class ModelPage:
             _AUTH_PLACEHOLDER, b"true" if plane.settings.auth_enabled else b"false"
         )
         self._assets = {name: _static_bytes(name) for name in _ASSET_TYPES}
-        self.predict_proba = predict_handler(plane, plane.answers_with_probabilities, ProbaBatch)
+        self.predict_proba = (
+            predict_handler(plane, plane.value_answers, BatchValuePrediction)
+            if plane.is_regressor  # a value has no probabilities: the page shows /predict's answer
+            else predict_handler(plane, plane.answers_with_probabilities, ProbaBatch)
+        )
 
     def routes(self) -> list[Route]:
         predict = predict_operation(self.plane)
         proba = Operation(
             request=predict.request,
-            responses={200: (ProbaPrediction, ProbaBatch), 422: ErrorBody, 503: ErrorBody},
-            description="As /predict, with `probabilities`: every class's, in the order of the model card.",
+            responses={
+                200: answer_types(self.plane) if self.plane.is_regressor else (ProbaPrediction, ProbaBatch),
+                422: ErrorBody,
+                503: ErrorBody,
+            },
+            description=(
+                "As /predict, with `probabilities`: every class's, in the order of the model card (a "
+                "regressor's answer is /predict's)."
+            ),
             example=predict.example,
         )
         return [

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from itertools import chain
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mlkube.api.numbers import FLOAT32_MAX
-from mlkube.api.simple import Prediction
+from mlkube.api.simple import Prediction, ValuePrediction
 from mlkube.errors import InvalidInput, MlkubeError
-from mlkube.model.bundle import Bundle
+from mlkube.model.bundle import Bundle, InputSchema
 from mlkube.model.runtime import Predictor, Scores, load_predictor
+from mlkube.server.features import FeatureReader
 from mlkube.settings import Settings
 
 log = logging.getLogger("mlkube.server")
@@ -35,6 +37,10 @@ class ModelService:
         self.version = settings.model_version or (bundle.metadata.version if bundle else "unknown")
         self.name = bundle.metadata.name if bundle else settings.model_name
         self.n_features = bundle.metadata.n_features if bundle else 0
+        self.is_regressor = bundle.metadata.is_regressor if bundle else False
+        schema = bundle.metadata.input_schema() if bundle else InputSchema()
+        self.features = FeatureReader(schema, settings.max_batch_size)
+        """Checks named features and text columns against the input schema (the Iris list path never does)."""
 
     @property
     def ready(self) -> bool:
@@ -46,7 +52,7 @@ class ModelService:
             return  # the runner refused the bundle and said why, once: not once more per worker
         try:
             self.class_names = self._display_class_names(self.bundle)
-            self.predictor = load_predictor(self.bundle, self.settings.model_runtime)
+            self.predictor = load_predictor(self.bundle, self.settings.model_runtime, any_schema=True)
         except MlkubeError as error:
             self.reason = str(error)
             log.error("model not loaded: %s", self.reason)
@@ -96,6 +102,12 @@ class ModelService:
             raise MlkubeError(f"model not ready: {self.reason}")
         return self.predictor.predict(rows)
 
+    def score_feeds(self, feeds: dict[str, NDArray[Any]]) -> Scores:
+        """A columns model's feeds, one [rows, 1] array per graph input (`features.FeatureReader`)."""
+        if self.predictor is None:
+            raise MlkubeError(f"model not ready: {self.reason}")
+        return self.predictor.predict_feeds(feeds)
+
     @staticmethod
     def confidences(scores: Scores) -> list[float]:
         """The top probability per row, to 6 decimals (float32 sums of tree votes give 1.0000001)."""
@@ -113,3 +125,16 @@ class ModelService:
             Prediction(index, names[index], confidence, version)
             for index, confidence in zip(classes, confidences, strict=True)
         ]
+
+    def value_predictions(self, scores: Scores) -> list[ValuePrediction]:
+        """A regressor's answer per row: its value and the version."""
+        version = self.version
+        return [ValuePrediction(value, version) for value in plain_values(scores)]
+
+
+def plain_values(scores: Scores) -> list[float]:
+    """A regressor's float32 values as the shortest decimals that read back as the same float32."""
+    values = scores.values
+    if values is None:
+        return []
+    return [float(str(value)) for value in values]

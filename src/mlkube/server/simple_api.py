@@ -13,15 +13,26 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from mlkube.api.simple import BatchPrediction, ErrorBody, Health, Prediction, PredictRequest, Readiness
+from mlkube.api.simple import (
+    BatchPrediction,
+    BatchValuePrediction,
+    ErrorBody,
+    Health,
+    NamedPredictRequest,
+    Prediction,
+    PredictRequest,
+    Readiness,
+    ValuePrediction,
+)
 from mlkube.errors import InvalidInput
 from mlkube.model.runtime import Scores
 from mlkube.server.dataplane import DataPlane
 from mlkube.server.http import Operation, Request, Response, Route, decode_json
-from mlkube.server.openapi import example_row, row_schema, rows_schema
+from mlkube.server.openapi import example_row, instance_schema, instances_schema
 
 _encode = msgspec.json.Encoder().encode
 _decode_predict = msgspec.json.Decoder(PredictRequest).decode
+_decode_named = msgspec.json.Decoder(NamedPredictRequest).decode
 _HEALTHY = _encode(Health("healthy"))
 A = TypeVar("A")
 
@@ -33,10 +44,40 @@ def predict_handler(
 
     `answers` shapes the scores (a data plane method), `batch` wraps a batch's answers. One row answers its
     one answer alone. Written once for both routes, as one closure: the hot path pays no extra call.
+    Chosen once per model: a model of numbers in one tensor (Iris) reads lists of floats exactly as it
+    always has, and only a body that names its features (a JSON object where a row goes) takes the
+    schema-driven path; a model with text features always takes it.
     """
 
+    async def predict_named(request: Request) -> Response:
+        plane.require_model()
+        body = decode_json(_decode_named, request.body)
+        features, instances = body.features, body.instances
+        if features is not None:
+            if instances is not None:
+                raise InvalidInput("send either 'features' (one row) or 'instances' (a batch), not both")
+            items: list[Any] = [features]
+        elif instances is not None:
+            items = instances
+        else:
+            raise InvalidInput(
+                f"missing 'features': a list of {plane.n_features} values or an object by feature name"
+            )
+        found = answers(await plane.submit_array(plane.features.from_items(items)))
+        if features is not None:
+            return Response(200, _encode(found[0]))
+        return Response(200, _encode(batch(found)))
+
+    if plane.features.by_column:
+        return predict_named
+
     async def predict(request: Request) -> Response:
-        body = decode_json(_decode_predict, request.body)
+        try:
+            body = decode_json(_decode_predict, request.body)
+        except InvalidInput as error:
+            if not plane.features.takes_over(str(error)):
+                raise
+            return await predict_named(request)  # `{"features": {...}}` or instances holding objects
         features, instances = body.features, body.instances
         if features is not None:
             if instances is not None:
@@ -59,7 +100,11 @@ class SimpleApi:
 
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
-        self.predict = predict_handler(plane, plane.answers, BatchPrediction)
+        self.predict = (
+            predict_handler(plane, plane.value_answers, BatchValuePrediction)
+            if plane.is_regressor
+            else predict_handler(plane, plane.answers, BatchPrediction)
+        )
         """`{"features": [...]}` → one answer; `{"instances": [[...], ...]}` → `{"predictions": [...]}`."""
 
     def routes(self) -> list[Route]:
@@ -99,24 +144,35 @@ class SimpleApi:
 
 def predict_operation(plane: DataPlane) -> Operation:
     """What /openapi.json says of `POST /predict`: exactly one of `features` and `instances`."""
-    n_features, max_rows = plane.n_features, plane.settings.max_batch_size
+    max_rows = plane.settings.max_batch_size
+    given = {"type": ["array", "object"]}
     either = {
         "anyOf": [
-            {"required": ["features"], "properties": {"features": {"type": "array"}}},
+            {"required": ["features"], "properties": {"features": given}},
             {"required": ["instances"], "properties": {"instances": {"type": "array"}}},
         ],
         "not": {
             "required": ["features", "instances"],
-            "properties": {"features": {"type": "array"}, "instances": {"type": "array"}},
+            "properties": {"features": given, "instances": {"type": "array"}},
         },
         "properties": {
-            "features": {"anyOf": [row_schema(n_features), {"type": "null"}]},
-            "instances": {"anyOf": [rows_schema(n_features, max_rows), {"type": "null"}]},
+            "features": {"anyOf": [instance_schema(plane), {"type": "null"}]},
+            "instances": {"anyOf": [instances_schema(plane, max_rows), {"type": "null"}]},
         },
     }
     return Operation(
-        request=Annotated[PredictRequest, msgspec.Meta(extra_json_schema=either)],
-        responses={200: (Prediction, BatchPrediction), 422: ErrorBody, 503: ErrorBody},
-        description='`features` answers one prediction; `instances` answers `{"predictions": [...]}`.',
+        request=Annotated[NamedPredictRequest, msgspec.Meta(extra_json_schema=either)],
+        responses={200: answer_types(plane), 422: ErrorBody, 503: ErrorBody},
+        description=(
+            '`features` answers one prediction; `instances` answers `{"predictions": [...]}`. A row is a '
+            "list in the model's feature order or an object by feature name; text for a category."
+        ),
         example={"features": example_row(plane)},
     )
+
+
+def answer_types(plane: DataPlane) -> tuple[object, object]:
+    """What `/predict` answers for this model: a class (four keys) or a regressor's value."""
+    if plane.is_regressor:
+        return ValuePrediction, BatchValuePrediction
+    return Prediction, BatchPrediction

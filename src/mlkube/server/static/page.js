@@ -127,19 +127,28 @@
     $("runtime").textContent = card.runtime === "onnx" ? "ONNX Runtime" : "scikit-learn";
     $("estimator").textContent = describeParams(card.params);
     renderMetrics(card.metrics);
+    const regressor = isRegressor(card);
+    $("classes").previousElementSibling.textContent = regressor ? "Predicts a value" : "Classes";
     $("classes").replaceChildren(
       ...card.class_names.map((name, index) => element("li", { className: `chip c${index % 8}`, text: name })),
     );
     $("feature-table").tBodies[0].replaceChildren(
       ...card.features.map((feature) =>
-        element(
-          "tr",
-          {},
-          element("th", { scope: "row", text: feature.name }),
-          element("td", { text: formatNumber(feature.min) }),
-          element("td", { text: formatNumber(feature.mean) }),
-          element("td", { text: formatNumber(feature.max) }),
-        ),
+        isCategory(feature)
+          ? element(
+            "tr",
+            {},
+            element("th", { scope: "row", text: feature.name }),
+            element("td", { colspan: "3", text: `one of ${feature.categories.join(", ")}${feature.missing ? " (or missing)" : ""}` }),
+          )
+          : element(
+            "tr",
+            {},
+            element("th", { scope: "row", text: feature.name }),
+            element("td", { text: formatNumber(feature.min) }),
+            element("td", { text: formatNumber(feature.mean) }),
+            element("td", { text: formatNumber(feature.max) }),
+          ),
       ),
     );
     renderQuality(card);
@@ -207,6 +216,8 @@
     const tiles = [
       ["accuracy", metrics.accuracy, percent],
       ["macro-F1", metrics.f1_macro, (value) => value.toFixed(3)],
+      ["R²", metrics.r2, (value) => value.toFixed(3)],
+      ["mean absolute error", metrics.mae, (value) => formatNumber(value)],
       ["held-out rows", metrics.n_test, String],
       ["training rows", metrics.n_train, String],
     ].filter(([, value]) => value !== undefined);
@@ -267,10 +278,33 @@
         return button;
       }),
     );
-    $("samples").parentElement.hidden = card.samples.length === 0;
+    $("samples").parentElement.hidden = card.samples.length === 0 || isRegressor(card);
+  }
+
+  function isRegressor(card) {
+    return card.task === "regression";
+  }
+
+  function isCategory(feature) {
+    return feature.kind === "category";
+  }
+
+  // A category: a dropdown of the values the model knows (and "missing" where it imputes one).
+  function categoryRow(feature, index) {
+    const select = element("select", { id: `value-${index}`, className: "value", "aria-describedby": `hint-${index}` },
+      ...feature.categories.map((value) => element("option", { value, text: value })));
+    if (feature.missing) select.append(element("option", { value: "", text: "(missing)" }));
+    const hint = element("p", { id: `hint-${index}`, className: "hint" });
+    const row = element("div", { className: "feature", "data-index": String(index) },
+      element("label", { for: `value-${index}` }, element("span", { className: "name", text: feature.name }),
+        element("span", { className: "range muted small", text: `${feature.categories.length} categories` })),
+      select, hint);
+    select.addEventListener("change", () => edited(index));
+    return row;
   }
 
   function featureRow(feature, index) {
+    if (isCategory(feature)) return categoryRow(feature, index);
     const hasRange = feature.min !== null && feature.max !== null;
     const step = hasRange ? stepFor(feature) : 1;
     const decimals = decimalsOf(step);
@@ -337,9 +371,10 @@
   // Values go to the server as typed: a number when it reads as one, else the text itself (or null
   // when empty), so the server's validation speaks and the page shows its message.
   function features() {
-    return state.card.features.map((_, index) => {
+    return state.card.features.map((feature, index) => {
       const text = $(`value-${index}`).value.trim();
       if (text === "") return null;
+      if (isCategory(feature)) return text;
       return NUMBER.test(text) ? Number(text) : text;
     });
   }
@@ -380,6 +415,15 @@
   }
 
   function renderPrediction(answer) {
+    if (isRegressor(state.card)) {
+      $("predicted-class").textContent = formatNumber(answer.prediction);
+      $("predicted-class").className = "predicted c0";
+      $("confidence").textContent = `predicted value · version ${answer.version}`;
+      $("bars").replaceChildren();
+      document.querySelector(".result").classList.remove("stale");
+      if (authRequired) setStatus("ready", "ready");
+      return;
+    }
     const names = state.card.class_names;
     $("predicted-class").textContent = answer.class_name;
     $("predicted-class").className = `predicted c${answer.prediction % 8}`;
@@ -408,7 +452,9 @@
   function showServerError(status, message) {
     clearErrors();
     const place = /\$\.features\[(\d+)\]/.exec(message);
-    const index = place ? Number(place[1]) : state.lastEdited;
+    const named = /feature '([^']+)'/.exec(message);
+    const byName = named ? state.card.features.findIndex((feature) => feature.name === named[1]) : -1;
+    const index = place ? Number(place[1]) : byName >= 0 ? byName : state.lastEdited;
     const readable = message.replace(/\s*-\s*at \$\.features\[\d+\]/, "");
     const hint = $(`hint-${index}`);
     const input = $(`value-${index}`);

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from mlkube.api.open_inference import (
     INPUT_NAME,
     INTEGER_DATATYPES,
+    NUMBER_DATATYPES,
     InferenceRequest,
     RequestInput,
     float_limit,
@@ -103,6 +104,10 @@ def input_rows(
     """The input as the model's float32 [rows, n_features] array, after every check the spec implies."""
     if tensor.name != INPUT_NAME:
         raise InferenceError(f"unknown input {tensor.name!r}: the model takes one input {INPUT_NAME!r}")
+    if tensor.datatype not in NUMBER_DATATYPES:
+        raise InferenceError(
+            f"input {INPUT_NAME!r} takes numbers: {tensor.datatype} is not a number datatype"
+        )
     rows = _check_shape(tensor.shape, n_features, max_rows)
     size = binary_size(tensor.parameters)
     if size is not None:

@@ -22,6 +22,8 @@ from mlkube.model.runtime import Scores
 from mlkube.server.tensors.binary import bytes_tensor, with_blobs
 
 _encode = msgspec.json.Encoder().encode
+VALUE_OUTPUTS: tuple[OutputName, ...] = ("predict",)
+"""A regressor's one output: its FP32 value per row."""
 
 
 def output_tensors(
@@ -38,7 +40,8 @@ def output_tensors(
     if len({name for name, _ in wanted}) != len(wanted):
         raise InferenceError("'outputs' names an output more than once: ask for each at most once")
     if not wanted:
-        wanted = [(name, all_binary) for name in OUTPUT_NAMES]
+        names = OUTPUT_NAMES if scores.values is None else VALUE_OUTPUTS
+        wanted = [(name, all_binary) for name in names]
     outputs: list[ResponseOutput] = []
     blobs: list[bytes] = []
     for name, binary in wanted:
@@ -57,9 +60,15 @@ def _wants_binary(output: RequestOutput, default: bool) -> bool:
 def _output(
     name: OutputName, binary: bool, scores: Scores, class_names: Sequence[str]
 ) -> tuple[ResponseOutput, bytes | None]:
-    rows = len(scores.classes)
+    rows = len(scores.probabilities)
     data: list[Any]
-    if name == "predict":
+    if scores.values is not None:
+        if name != "predict":
+            raise InferenceError(f"output {name!r} is a classifier's: a regressor answers 'predict'")
+        blob = scores.values.astype("<f4").tobytes() if binary else None
+        data = [] if binary else [float(str(value)) for value in scores.values]
+        shape, datatype = [rows], "FP32"
+    elif name == "predict":
         shape, datatype = [rows], "INT64"
         blob = scores.classes.astype("<i8").tobytes() if binary else None
         data = [] if binary else scores.classes.tolist()
@@ -81,8 +90,8 @@ def _output(
 def _rounded(probabilities: NDArray[np.float32]) -> list[Any]:
     """6 decimals: float32 sums of tree votes would print as 0.8999999761581421."""
     if len(probabilities) == 1:  # one row: plain Python beats numpy's per-call overhead
-        return [round(value, 6) for value in probabilities[0].tolist()]
-    rounded: list[Any] = np.round(probabilities.astype(np.float64), 6).ravel().tolist()
+        return [round(value, 6) + 0.0 for value in probabilities[0].tolist()]  # + 0.0: never -0.0
+    rounded: list[Any] = (np.round(probabilities.astype(np.float64), 6) + 0.0).ravel().tolist()
     return rounded
 
 
