@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from urllib.parse import urlsplit
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from mlkube.server.metrics import _LocalHistogram
 from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, poll, wait_for_metric, workers_counting
+from tests.support import RunningServer, Samples, poll, wait_for_metric, workers_counting
 from tests.support import metric_samples as samples
 from tests.support import metric_value as value
 
@@ -35,6 +41,55 @@ def test_counts_from_every_worker_are_merged(two_workers: RunningServer) -> None
     assert value(found, "mlkube_requests_total", **PREDICT_200) == sum(per_worker.values()) == sent
     assert value(found, "mlkube_predictions_total", class_name="setosa") == sent
     assert value(found, "mlkube_request_duration_seconds_count", route="/predict") == sent
+
+
+HELD = 5  # requests held in flight: below MAX_IN_FLIGHT, well below the fixture's connection limits
+
+
+@contextmanager
+def requests_held_in_flight(server: RunningServer, count: int) -> Iterator[list[socket.socket]]:
+    """`count` /predict requests sent with half their body: admitted, waiting for the rest (well inside
+    BODY_SECONDS). On exit each sends the rest and reads its answer, so the requests finish, not fail."""
+    body = json.dumps({"features": NOTES_ROW}).encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    half = len(body) // 2
+    with ExitStack() as stack:
+        held = [
+            stack.enter_context(
+                socket.create_connection(("127.0.0.1", urlsplit(server.url).port or 80), timeout=10)
+            )
+            for _ in range(count)
+        ]
+        for connection in held:
+            connection.sendall(head + body[:half])
+        yield held
+        for connection in held:
+            connection.sendall(body[half:])
+        for connection in held:
+            assert connection.recv(64).startswith(b"HTTP/1.1 200")
+
+
+def in_flight_reaches(server: RunningServer, expected: float) -> Samples:
+    found: Samples = {}
+
+    def reached() -> bool:
+        nonlocal found
+        found = samples(server)
+        return value(found, "mlkube_requests_in_flight") == expected
+
+    poll(reached, interval=0.1)
+    return found
+
+
+def test_requests_in_flight_are_summed_over_the_workers(two_workers: RunningServer) -> None:
+    """The scrape itself is not counted; each worker's count is sampled on its loop, so the test polls."""
+    assert value(in_flight_reaches(two_workers, 0), "mlkube_requests_in_flight") == 0
+    with requests_held_in_flight(two_workers, HELD):
+        assert value(in_flight_reaches(two_workers, HELD), "mlkube_requests_in_flight") == HELD
+    assert value(in_flight_reaches(two_workers, 0), "mlkube_requests_in_flight") == 0
 
 
 def test_errors_predictions_confidence_and_model_info_are_exported(server: RunningServer) -> None:

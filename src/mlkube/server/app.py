@@ -124,6 +124,7 @@ class App:
         self.draining = False
         self._call_later: Any = None
         self._in_flight = 0
+        self.metrics.watch_in_flight(lambda: self._in_flight)
         self.body_deadlines = BodyDeadlines(BODY_SECONDS)
         self.router = Router(self.routes())
 
@@ -282,7 +283,7 @@ class App:
         self.access_log.record(request.method, request.path, status, seconds, request.request_id)
 
     def prometheus(self, request: Request) -> Response:
-        self.metrics.flush()
+        self.metrics.flush(scraping=True)
         return Response(200, metrics.render(), content_type=metrics.CONTENT_TYPE)
 
 

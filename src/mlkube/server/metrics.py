@@ -15,6 +15,12 @@ worker's count of predictions per class in the last WINDOW_SECONDS, a `livesum` 
 the live workers, so the shares are that over its sum across classes (PromQL or `/model`). Each worker
 removes the gauge files of workers that are gone as it starts. `mlkube_training_class_share{class_name}`
 is the same in every worker (`max`).
+
+`mlkube_requests_in_flight` is the number of requests a worker has admitted and not yet answered (the
+same count `MAX_IN_FLIGHT` bounds), a `livesum` gauge: a scrape reads the sum of each live worker's last
+sample. A worker samples its count on its own event loop, never on the request path: every FLUSH_SECONDS,
+at each flush and as it renders /metrics (the scrape itself not counted), so a sample is at most
+FLUSH_SECONDS old. It is what a custom-metric HPA scales on (components/hpa-requests-in-flight).
 """
 
 from __future__ import annotations
@@ -90,6 +96,13 @@ RECENT_PREDICTIONS = Gauge(
     ("class_name", *_MODEL_LABELS),
     multiprocess_mode="livesum",
 )
+IN_FLIGHT = Gauge(
+    "mlkube_requests_in_flight",
+    "Requests admitted and not yet answered, summed over the live workers "
+    f"(each worker's count sampled every {FLUSH_SECONDS} s and at each scrape).",
+    _MODEL_LABELS,
+    multiprocess_mode="livesum",
+)
 TRAINING_CLASS_SHARE = Gauge(
     "mlkube_training_class_share",
     "Share of each class in the model's held-out rows (a stratified split of the training data).",
@@ -151,10 +164,20 @@ class Metrics:
         self._recent: SlidingCounts | None = None
         self._recent_shown: list[int] = []
         self._window_ticking = False
+        self._in_flight: Callable[[], int] | None = None
+        self._in_flight_shown = -1
 
     def attach(self, schedule: Callable[[float, Callable[[], None]], object]) -> None:
         """Give the metrics a way to flush later (the worker's event loop `call_later`)."""
         self._schedule = schedule
+        if self._in_flight is not None:
+            self._tick_in_flight()
+
+    def watch_in_flight(self, count: Callable[[], int]) -> None:
+        """Read the worker's in-flight count through `count` (sampled on the loop, not per request)."""
+        self._in_flight = count
+        IN_FLIGHT.labels(*self._model).set(0)
+        self._in_flight_shown = 0
 
     def set_model_info(self, runtime: str, ready: bool) -> None:
         MODEL_INFO.labels(runtime, str(ready).lower(), *self._model).set(1)
@@ -225,9 +248,11 @@ class Metrics:
             self._flush_pending = True
             self._schedule(FLUSH_SECONDS, self.flush)
 
-    def flush(self) -> None:
-        """Push this worker's counts into the shared multiprocess files."""
+    def flush(self, scraping: bool = False) -> None:
+        """Push this worker's counts into the shared multiprocess files (`scraping`: the /metrics request
+        being answered is in flight too, and not counted)."""
         self._flush_pending = False
+        self._show_in_flight(1 if scraping else 0)
         requests, self._requests = self._requests, defaultdict(int)
         for (route, method, status), count in requests.items():
             REQUESTS.labels(route, method, str(status), *self._model).inc(count)
@@ -268,6 +293,20 @@ class Metrics:
             if shown != total:
                 RECENT_PREDICTIONS.labels(self._class_names[index], *self._model).set(total)
         self._recent_shown = totals
+
+    def _show_in_flight(self, not_counted: int = 0) -> None:
+        """Sample the worker's in-flight count into the gauge (a shared-memory write only on change)."""
+        if self._in_flight is None:
+            return
+        count = max(self._in_flight() - not_counted, 0)
+        if count != self._in_flight_shown:
+            IN_FLIGHT.labels(*self._model).set(count)
+            self._in_flight_shown = count
+
+    def _tick_in_flight(self) -> None:
+        self._show_in_flight()
+        if self._schedule is not None:
+            self._schedule(FLUSH_SECONDS, self._tick_in_flight)
 
     def _tick_window(self) -> None:
         """Age the window while it holds predictions, even with no traffic to flush."""
