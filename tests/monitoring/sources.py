@@ -27,7 +27,7 @@ PLAIN_CONFIG = MONITORING / "prometheus.yml"
 DASHBOARD = MONITORING / "dashboards" / "mlkube.json"
 FLAGGER = MONITORING / "flagger" / "metric-templates.yaml"
 ARGO = MONITORING / "argo-rollouts" / "analysis-template.yaml"
-HPA_COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "hpa-requests-per-second"
+HPA_COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "hpa-requests-in-flight"
 ADAPTER = HPA_COMPONENT / "prometheus-adapter-values.yaml"
 
 # Metrics the files use that mlkube does not export, with the labels their exporter documents

@@ -1,4 +1,4 @@
-"""The monitoring component (deploy/monitoring) and the HPA-on-requests component, each overlay rendered
+"""The monitoring component (deploy/monitoring) and the in-flight HPA component, each overlay rendered
 with both by the real `kubectl kustomize` (in a temporary copy of deploy/, as a user adds them), then
 strict schema validation for Kubernetes 1.30-1.35, checkov, and their wiring: the PodMonitor finds the
 pods' metrics port, the PrometheusRule and the dashboard ConfigMap hold the files, the HPA asks for the
@@ -20,7 +20,7 @@ from tests.deploy.test_validation import KUBERNETES_VERSIONS, checkov, failures,
 from tests.deploy.tools import REPO, explain
 from tests.monitoring import sources
 
-COMPONENTS = ("../../../monitoring", "../../components/hpa-requests-per-second")
+COMPONENTS = ("../../../monitoring", "../../components/hpa-requests-in-flight")
 CUSTOM_RESOURCES = {"PodMonitor", "PrometheusRule"}  # the Prometheus Operator's: no schema offline
 
 
@@ -104,7 +104,7 @@ def test_hpa_scales_on_the_adapters_metric_and_keeps_cpu(rendered: Rendered) -> 
     hpa = rendered.one("HorizontalPodAutoscaler")
     [rule] = sources.adapter_rules()
     assert pods_metric(hpa)["metric"]["name"] == rule["name"]["as"]
-    assert pods_metric(hpa)["target"] == {"type": "AverageValue", "averageValue": "1000"}
+    assert pods_metric(hpa)["target"] == {"type": "AverageValue", "averageValue": "4"}
     resources = [m["resource"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"]
     assert resources == [{"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}]
     assert hpa["spec"]["scaleTargetRef"]["name"] == rendered.deployment["metadata"]["name"]

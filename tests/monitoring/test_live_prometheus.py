@@ -341,8 +341,11 @@ def test_argo_rollouts_checks_answer_for_the_canarys_pods(loaded: Prometheus) ->
     assert [loaded.query(e.promql) for e in other_hash] == [[], []], "the stable pods are not the canary"
 
 
-def test_adapter_query_gives_the_pods_request_rate(loaded: Prometheus) -> None:
+def test_adapter_query_gives_the_pods_requests_in_flight(loaded: Prometheus) -> None:
+    """One value for the pod the HPA asks about: a count, so never negative (under this small load the
+    scrapes mostly land between requests, so it may well be 0; the real-server test in
+    tests/server/test_metrics.py shows the gauge counting held requests)."""
     [_, metrics_query] = sources.adapter_expressions(NAMESPACE, SERVING_POD)
     [sample] = loaded.query(metrics_query.promql)
     assert sample["metric"] == {"pod": SERVING_POD}
-    assert float(sample["value"][1]) > 0
+    assert float(sample["value"][1]) >= 0

@@ -24,7 +24,8 @@ def exported_metrics() -> set[str]:
     names = set()
     for collector in (metrics.REQUESTS, metrics.LATENCY, metrics.PREDICTIONS, metrics.CONFIDENCE,
                       metrics.CALL_ROWS, metrics.MODEL_INFO, metrics.OUT_OF_RANGE,
-                      metrics.RECENT_PREDICTIONS, metrics.TRAINING_CLASS_SHARE):  # fmt: skip
+                      metrics.RECENT_PREDICTIONS, metrics.TRAINING_CLASS_SHARE,
+                      metrics.IN_FLIGHT):  # fmt: skip
         for family in collector.describe():
             names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
     return names
