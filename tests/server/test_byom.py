@@ -11,6 +11,8 @@ must be identical, probabilities and values within convert.py's tolerances.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,18 +92,36 @@ def test_mlflow_invocations_answer_as_mlflow_would(served: tuple[ZooCase, Runnin
     names = [spec.name for spec in case.bundle.metadata.input_schema().features]
     split = {"columns": names, "data": lists(case)}
     by_column = dict(zip(names, map(list, zip(*lists(case), strict=True)), strict=True))
-    bodies: list[dict[str, Any]] = [
+    bodies: list[dict[str, Any] | str] = [
         {"dataframe_split": split},
         {"dataframe_records": records(case)},
         {"inputs": lists(case)},
         {"instances": by_column},
     ]
     native = case.native.predict(expected(case))
-    for body in bodies:
-        response = server.client.post("/invocations", json=body)
-        assert response.status_code == 200, (list(body), response.text)
+    csv_body = csv_text(names, lists(case))
+    for body in [*bodies, csv_body]:  # and MLflow's text/csv: a header row, then the rows
+        if isinstance(body, str):
+            response = server.client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+        else:
+            response = server.client.post("/invocations", json=body)
+        assert response.status_code == 200, (body if isinstance(body, str) else list(body), response.text)
         predictions = response.json()["predictions"]
         if case.bundle.metadata.is_regressor:
             assert_values(case, predictions)
         else:
             assert [str(label) for label in predictions] == [str(label) for label in native.tolist()]
+
+
+def csv_text(names: list[str], rows: list[list[Any]]) -> str:
+    """A frame as `DataFrame.to_csv(index=False)` writes it: a header row, missing values as empty cells."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(
+        [
+            ["" if value is None else repr(value) if isinstance(value, float) else value for value in row]
+            for row in rows
+        ]
+    )
+    return text.getvalue()
