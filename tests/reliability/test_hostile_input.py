@@ -7,7 +7,8 @@ key of its request type and under an unknown key, the wrong Content-Type, a body
 from the route alone; bodies with bad rows (NaN, ±Infinity, 1e999, 1e39, strings, booleans, wrong widths,
 empty and oversized batches, V2 shapes no one could send) are made by the `ROWS_IN_BODY` builder of the
 route's request type, and a route whose request type has none fails `test_every_post_route_is_in_the_matrix`
-until it gets one.
+until it gets one. A route that takes MLflow's text/csv (`csv_body`) gets every bad CSV body of `BAD_CSV`;
+every other route gets a good CSV body and must refuse its Content-Type.
 """
 
 from __future__ import annotations
@@ -296,6 +297,41 @@ def row_bodies(kind: Any) -> dict[str, bytes]:
     return bodies
 
 
+CSV_TYPE = ("Content-Type", "text/csv")
+CSV_HEADER = b"sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n"
+CSV_ROW = b"5.1,3.5,1.4,0.2\n"
+BAD_CSV: dict[str, bytes] = {
+    "csv-unknown-column": CSV_HEADER.replace(b"\n", b",weight\n") + CSV_ROW.replace(b"\n", b",1\n"),
+    "csv-missing-column": b"sepal_length_cm,sepal_width_cm,petal_length_cm\n5.1,3.5,1.4\n",
+    "csv-column-twice": CSV_HEADER.replace(b"\n", b",petal_width_cm\n") + CSV_ROW.replace(b"\n", b",0.2\n"),
+    "csv-ragged-rows": CSV_HEADER + CSV_ROW + b"5.1,3.5\n",
+    "csv-wide-row": CSV_HEADER + CSV_ROW.replace(b"\n", b",9.9\n"),
+    "csv-non-numeric": CSV_HEADER + b"5.1,wide,1.4,0.2\n",
+    "csv-empty-cell": CSV_HEADER + b"5.1,,1.4,0.2\n",
+    "csv-nan": CSV_HEADER + b"nan,3.5,1.4,0.2\n",
+    "csv-infinity": CSV_HEADER + b"inf,3.5,1.4,0.2\n",
+    "csv-1e39": CSV_HEADER + b"1e39,3.5,1.4,0.2\n",
+    "csv-empty": b"",
+    "csv-blank-lines": b"\n" * 1000,
+    "csv-header-only": CSV_HEADER,
+    "csv-not-utf8": CSV_HEADER + b"5.1,3.5,1.4,\xff\n",
+    "csv-unclosed-quote": CSV_HEADER + b'"5.1,3.5,1.4,0.2\n',
+    "csv-huge-field": CSV_HEADER + b'"' + b"9" * 500_000 + b'",3.5,1.4,0.2\n',
+    "csv-huge-header": b",".join(b"c%d" % index for index in range(100_000)) + b"\n" + CSV_ROW,
+    "csv-oversized-batch": CSV_HEADER + CSV_ROW * 1001,
+    "csv-many-tiny-rows": CSV_HEADER + b"1,1,1,1\n" * 120_000,
+    "csv-over-max-body-bytes": CSV_HEADER + CSV_ROW * (MAX_BODY_BYTES // len(CSV_ROW) + 1),
+}
+"""MLflow's text/csv bodies (the notes' Iris columns), sent to the routes that take text/csv."""
+
+
+def csv_bodies(route: Route) -> dict[str, tuple[bytes, tuple[str, str]]]:
+    """A `csv_body` route gets every bad CSV body; any other route gets a good one, and must refuse it."""
+    if route.csv_body:
+        return {name: (body, CSV_TYPE) for name, body in BAD_CSV.items()}
+    return {"csv-content-type": (CSV_HEADER + CSV_ROW, CSV_TYPE)}
+
+
 def request_type(route: Route) -> Any:
     kind = route.operations["POST"].request
     info = types.type_info(kind)
@@ -310,7 +346,7 @@ def matrix() -> list[Any]:
     for route in post_routes():
         kind = request_type(route)
         path = _fill(route.template)
-        for name, (body, content_type) in generic_bodies(kind).items():
+        for name, (body, content_type) in (generic_bodies(kind) | csv_bodies(route)).items():
             raw = build_request("POST", path, body, [content_type])
             cells.append(
                 pytest.param(Planned(raw, tuple(range(400, 500)), b'"error"', name), id=f"{path} {name}")

@@ -178,11 +178,46 @@ def test_invocations_follows_mlflows_rules(mixed: RunningServer) -> None:
     ragged = mixed.client.post("/invocations", json={"dataframe_split": split})
     assert ragged.status_code == 400
     assert "dataframe_split: row 0 has 3 values for 2 columns" in ragged.json()["error"]
-    csv = mixed.client.post("/invocations", content=b"size,age\n1,2\n", headers={"content-type": "text/csv"})
-    assert csv.status_code == 415
     labels = mixed.client.post("/invocations", json={"dataframe_records": [ROW]}).json()
     assert labels["predictions"][0] in (0, 1)  # what this model's own predict() returns, as MLflow answers
     assert mixed.client.get("/ping").status_code == 200
+
+
+CSV_TYPE = {"content-type": "text/csv"}
+
+
+def test_invocations_takes_mlflows_csv_bodies_by_header_name(mixed: RunningServer) -> None:
+    """`mlflow models serve`'s text/csv: a header row, then rows; any column order, empty cells missing."""
+    body = b"city,colour,age,size\nOslo,red,3,50\n\nLyon,,3,\n"
+    answer = mixed.client.post("/invocations", content=body, headers=CSV_TYPE)
+    assert answer.status_code == 200, answer.text
+    records = [ROW, {"size": None, "age": 3.0, "colour": None, "city": "Lyon"}]
+    assert answer.json() == mixed.client.post("/invocations", json={"dataframe_records": records}).json()
+    charset = {"content-type": "text/csv; charset=utf-8"}
+    assert mixed.client.post("/invocations", content=body, headers=charset).json() == answer.json()
+    bad = {
+        "unknown-column": (b"size,age,colour,city,weight\n50,3,red,Oslo,1\n", "unknown feature 'weight'"),
+        "ragged": (b"size,age,colour,city\n50,3,red,Oslo\n50,3\n", "row 1 has 2 values for 4 columns"),
+        "non-numeric": (
+            b"size,age,colour,city\n50,old,red,Oslo\n",
+            "feature 'age' takes a number, got 'old'",
+        ),
+        "unknown-category": (b"size,age,colour,city\n50,3,purple,Oslo\n", "unknown category 'purple'"),
+        "infinite": (b"size,age,colour,city\ninf,3,red,Oslo\n", "values must be finite"),
+        "twice": (b"size,size,age,colour,city\n1,50,3,red,Oslo\n", "a column is named twice"),
+        "empty": (b"", "no header row"),
+        "header-only": (b"size,age,colour,city\n", "no rows to score"),
+        "not-utf8": (b"size,age,colour,city\n50,3,r\xe9d,Oslo\n", "not UTF-8"),
+        "too-many-rows": (b"size,age,colour,city\n" + b"50,3,red,Oslo\n" * 1001, "MAX_BATCH_SIZE=1000"),
+    }
+    for name, (content, message) in bad.items():
+        response = mixed.client.post("/invocations", content=content, headers=CSV_TYPE)
+        assert response.status_code == 400, (name, response.text)
+        assert response.json() == {"error": response.json()["error"]}
+        assert response.json()["error"].startswith("text/csv: "), name
+        assert message in response.json()["error"], (name, response.text)
+    other = mixed.client.post("/predict", content=b"size,age\n1,2\n", headers=CSV_TYPE)
+    assert other.status_code == 415  # text/csv is MLflow's: only /invocations takes it
 
 
 def test_class_names_at_serve_time_rename_an_imported_joblib_model(tmp_path: Path) -> None:

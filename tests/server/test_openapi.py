@@ -122,6 +122,24 @@ def test_every_json_body_has_an_example_that_is_valid_and_answered_200(
         assert server.client.request(method, concrete, json=body["example"]).status_code == 200, path
 
 
+def test_only_invocations_takes_text_csv_and_its_example_is_answered_200(
+    server: RunningServer, document: dict[str, Any]
+) -> None:
+    """MLflow's text/csv: documented on `/invocations` alone, with an example the server answers."""
+    with_csv = {
+        (method, path): operation["requestBody"]["content"]["text/csv"]
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if "text/csv" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert list(with_csv) == [("post", "/invocations")]
+    example = with_csv["post", "/invocations"]["example"]
+    assert example.splitlines()[0] == "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
+    answer = server.client.post("/invocations", content=example, headers={"content-type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    assert list(answer.json()) == ["predictions"]
+
+
 V2 = "/v2/models/{name}/infer"
 
 

@@ -48,6 +48,7 @@ from mlkube.server.http import (
     Router,
     error_for,
     error_response,
+    is_csv,
     shown,
 )
 from mlkube.server.kserve_v1 import KServeV1, liveness
@@ -230,7 +231,7 @@ class App:
             self._check_in_flight()
             self._check_key(request.headers)
         if route.reads_body and request.method == "POST":
-            _check_content_type(request.headers, route.binary_body)
+            _check_content_type(request.headers, route.binary_body, route.csv_body)
             request.body = await self._read_body(request.headers, protocol)
         response = handler(request)
         return response if isinstance(response, Response) else await response
@@ -333,11 +334,15 @@ async def _drop_body(protocol: Any) -> None:
             return
 
 
-def _check_content_type(headers: Mapping[str, str], binary_body: bool = False) -> None:
+def _check_content_type(
+    headers: Mapping[str, str], binary_body: bool = False, csv_body: bool = False
+) -> None:
     content_type = headers.get("content-type")
     if content_type and content_type != JSON and not _JSON_TYPE.match(content_type):
         if binary_body and BINARY_HEADER in headers and _BINARY_TYPE.match(content_type):
             return  # Triton's binary tensors: a JSON header, then raw bytes
+        if csv_body and is_csv(content_type):
+            return  # MLflow's text/csv bodies
         raise UnsupportedMediaType(f"content-type {content_type!r} is not JSON: send 'application/json'")
 
 

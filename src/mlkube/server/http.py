@@ -19,6 +19,8 @@ from mlkube.errors import InvalidInput, MethodNotAllowed, RequestError
 T = TypeVar("T")
 
 JSON = "application/json"
+CSV = "text/csv"
+_CSV_TYPE = re.compile(r"^text/csv\s*(;|$)", re.IGNORECASE)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -102,6 +104,7 @@ class Operation:
     description: str = ""
     example: object = None
     content_type: str = JSON
+    csv_example: str = ""  # a `csv_body` route's text/csv request example
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,16 @@ class Route:
 
     `protected` routes need the API key when one is configured; `body` routes read the request body.
     `binary_body` routes also take `application/octet-stream` when `Inference-Header-Content-Length` says
-    where the JSON ends (Triton's binary tensors). The template is also the `route` label of the metrics,
-    so label values stay few.
+    where the JSON ends (Triton's binary tensors); `csv_body` routes also take `text/csv` (MLflow's CSV
+    bodies, which the handler reads when `is_csv` says so). The template is also the `route` label of the
+    metrics, so label values stay few.
     """
 
     template: str
     handlers: Mapping[str, Handler]
     protected: bool = False
     binary_body: bool = False
+    csv_body: bool = False
     summary: str = ""
     operations: Mapping[str, Operation] = field(default_factory=dict)
 
@@ -135,6 +140,11 @@ class Route:
 
 
 SHOWN_PATH_CHARS = 200
+
+
+def is_csv(content_type: str | None) -> bool:
+    """Whether a Content-Type header says `text/csv` (with or without parameters such as a charset)."""
+    return content_type is not None and _CSV_TYPE.match(content_type) is not None
 
 
 def shown(path: str) -> str:

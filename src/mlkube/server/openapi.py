@@ -21,7 +21,7 @@ from mlkube.api.numbers import FLOAT32_MAX
 from mlkube.api.open_inference import INPUT_NAME, NUMBER_DATATYPES
 from mlkube.api.simple import ErrorBody
 from mlkube.model.bundle import CATEGORY, FeatureSpec
-from mlkube.server.http import Operation, Route
+from mlkube.server.http import CSV, Operation, Route
 
 if TYPE_CHECKING:
     from mlkube.server.dataplane import DataPlane
@@ -187,7 +187,10 @@ class _Builder:
             media: dict[str, Any] = {"schema": self.schema(operation.request)}
             if operation.example is not None:
                 media["example"] = operation.example
-            body["requestBody"] = {"required": True, "content": {"application/json": media}}
+            content = {"application/json": media}
+            if route.csv_body:
+                content[CSV] = csv_media(operation.csv_example)
+            body["requestBody"] = {"required": True, "content": content}
         if route.protected and self.settings.auth_enabled:
             body["security"] = [{"ApiKey": []}, {"Bearer": []}]
         return body
@@ -287,3 +290,12 @@ def _operation_id(method: str, template: str) -> str:
 
 def _tag(template: str) -> str:
     return next(name for prefix, name, _ in _TAGS if template.startswith(prefix))
+
+
+def csv_media(example: str) -> dict[str, Any]:
+    """A text/csv body: a header row naming the columns, then one line per row (JSON Schema cannot say more
+    of a table held in a string; the route's 400s say what a body breaks)."""
+    media: dict[str, Any] = {"schema": {"type": "string", "minLength": 1}}
+    if example:
+        media["example"] = example
+    return media
