@@ -28,8 +28,6 @@ from tests.support import (
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-NOTES_ROW = [5.1, 3.5, 1.4, 0.2]
-
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

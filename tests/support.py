@@ -28,6 +28,9 @@ from mlkube.model.bundle import METADATA_FILE, sha256_file
 
 # The keys of every `keyed_server` (conftest.py): KEY is the current one, OLD_KEY the one being rotated out.
 # (at least settings.MIN_KEY_LENGTH characters, or the server refuses to start).
+# The notes' curl: POST /predict {"features": [5.1, 3.5, 1.4, 0.2]}
+NOTES_ROW = [5.1, 3.5, 1.4, 0.2]
+
 KEY = "test-key-Hn42-7c1d9e"
 OLD_KEY = "old-key-Zx81-4f0c2a"
 

@@ -106,3 +106,12 @@ def _tree_with_components(overlay: str, tree: Path, api_key: str) -> Path:
     spec["components"] = [f"../../components/{name}" for name in COMPONENTS]
     kustomization.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return tree
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
+
+
+def pod_labels(rendered: Rendered) -> dict[str, str]:
+    labels: dict[str, str] = rendered.deployment["spec"]["template"]["metadata"]["labels"]
+    return labels

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlkube.settings import Settings
 from tests.deploy.dockerfile import parse_dockerfile
-from tests.deploy.rendered import Doc, Rendered, pod_env
+from tests.deploy.rendered import Doc, Rendered, labels_match, pod_env, pod_labels
 from tests.deploy.tools import DOCKERFILE, REPO
 from tests.support import RunningServer
 
@@ -28,15 +28,6 @@ EXIT_MARGIN = 5
 """Seconds terminationGracePeriodSeconds allows beyond drain + grace, for the process to exit."""
 SETTINGS_NAMES = {name.upper() for name in Settings.__struct_fields__}
 CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
-
-
-def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
-
-
-def pod_labels(rendered: Rendered) -> dict[str, str]:
-    labels: dict[str, str] = rendered.deployment["spec"]["template"]["metadata"]["labels"]
-    return labels
 
 
 def container_port(container: Doc, port: int | str) -> int:

@@ -7,49 +7,27 @@ checks; every skip is an annotation (or a Dockerfile comment) with its reason, a
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import string
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.deploy.rendered import Rendered
-from tests.deploy.tools import DOCKERFILE, REPO, explain, run, tool
+from tests.deploy.tools import (
+    DOCKERFILE,
+    KUBERNETES_VERSIONS,
+    REPO,
+    Report,
+    checkov,
+    explain,
+    failures,
+    kubernetes_validate,
+)
 
-KUBERNETES_VERSIONS = ("1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
 SHIPPED = ("Dockerfile", ".dockerignore", "deploy", "src/mlkube", "pyproject.toml", "tests/deploy")
-CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "LOG_LEVEL": "WARNING", "BC_SKIP_MAPPING": "TRUE"}
-
-Report = dict[str, Any]
-
-
-def kubernetes_validate(files: list[Path], version: str) -> subprocess.CompletedProcess[str]:
-    return run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *map(str, files)])
-
-
-def checkov(args: list[str], cwd: Path) -> list[Report]:
-    """Run checkov offline with JSON output; one report per framework that found something to check."""
-    env = {**os.environ, **CHECKOV_ENV}
-    result = run(
-        [tool("checkov"), "--skip-download", "--output", "json", *args], cwd=cwd, env=env, timeout=600
-    )
-    assert result.returncode in (0, 1), explain(result)
-    parsed = json.loads(result.stdout)
-    reports = parsed if isinstance(parsed, list) else [parsed]
-    return [report for report in reports if "results" in report]
-
-
-def failures(reports: list[Report]) -> list[str]:
-    return [
-        f"{check['check_id']} {check['check_name']}: {check['resource']} ({check['file_path']})"
-        for report in reports
-        for check in report["results"]["failed_checks"]
-    ]
 
 
 @pytest.fixture(scope="module")

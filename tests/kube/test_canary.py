@@ -47,7 +47,7 @@ from tests.deploy.tools import REPO, run, tool
 from tests.kube import cluster
 from tests.kube.conftest import APP, PINNED, current_context, host_port, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_release import new_pods
+from tests.kube.scenarios import new_pods
 from tests.support import RunningServer, start_server
 
 STABLE_PODS = ("ml-model-deployment-5c4b9d0001-aaaaa", "ml-model-deployment-5c4b9d0001-bbbbb")

@@ -18,7 +18,7 @@ from tests.deploy.tools import REPO, run, tool
 from tests.kube import cluster
 from tests.kube.conftest import PINNED, run_cli
 from tests.kube.fake_kubectl import FakeKubectl, reply_json
-from tests.kube.test_release import new_pods, release_steps
+from tests.kube.scenarios import new_pods, release_steps
 from tests.support import RunningServer
 
 DIGEST = "3f2a" + "0" * 60

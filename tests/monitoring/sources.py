@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from mlkube.server import metrics
 from tests.monitoring.promql import Usage, usage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,3 +161,18 @@ def adapter_expressions(namespace: str, pod: str) -> list[Expression]:
         found.append(Expression("prometheus-adapter seriesQuery", rule["seriesQuery"]))
         found.append(Expression(f"prometheus-adapter metricsQuery {rule['name']['as']}", query))
     return found
+
+
+SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+
+
+def exported_metrics() -> set[str]:
+    """The sample names mlkube's /metrics carries, from the metric objects themselves."""
+    names = set()
+    for collector in (metrics.REQUESTS, metrics.LATENCY, metrics.PREDICTIONS, metrics.CONFIDENCE,
+                      metrics.CALL_ROWS, metrics.MODEL_INFO, metrics.OUT_OF_RANGE,
+                      metrics.RECENT_PREDICTIONS, metrics.TRAINING_CLASS_SHARE,
+                      metrics.IN_FLIGHT):  # fmt: skip
+        for family in collector.describe():
+            names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
+    return names

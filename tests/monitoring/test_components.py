@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.rendered import OVERLAYS, Doc, Rendered, kustomize
-from tests.deploy.test_manifests import labels_match, pod_labels
-from tests.deploy.test_validation import KUBERNETES_VERSIONS, checkov, failures, kubernetes_validate
-from tests.deploy.tools import REPO, explain
+from tests.deploy.rendered import OVERLAYS, Doc, Rendered, kustomize, labels_match, pod_labels
+from tests.deploy.tools import KUBERNETES_VERSIONS, REPO, checkov, explain, failures, kubernetes_validate
 from tests.monitoring import sources
 
 COMPONENTS = ("../../../monitoring", "../../components/hpa-requests-in-flight")

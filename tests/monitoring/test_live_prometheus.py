@@ -26,7 +26,6 @@ import yaml
 
 from tests.monitoring import sources
 from tests.monitoring.promql import Usage, usage
-from tests.monitoring.test_rules import exported_metrics
 from tests.monitoring.tools import prometheus_tool
 from tests.support import RunningServer, free_port, start_server
 
@@ -300,7 +299,7 @@ def test_every_metric_and_label_queried_exists(loaded: Prometheus) -> None:
 
 def test_every_sample_name_mlkube_exports_reaches_prometheus(loaded: Prometheus) -> None:
     """The static list test_rules checks names against is what a real server's /metrics carries."""
-    assert [name for name in sorted(exported_metrics()) if not loaded.series(name)] == []
+    assert [name for name in sorted(sources.exported_metrics()) if not loaded.series(name)] == []
 
 
 def test_a_renamed_metric_or_label_is_reported(loaded: Prometheus) -> None:

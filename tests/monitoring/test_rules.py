@@ -16,20 +16,6 @@ from tests.monitoring import sources
 from tests.monitoring.generate import prometheus_rule
 from tests.monitoring.tools import prometheus_tool
 
-SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
-
-
-def exported_metrics() -> set[str]:
-    """The sample names mlkube's /metrics carries, from the metric objects themselves."""
-    names = set()
-    for collector in (metrics.REQUESTS, metrics.LATENCY, metrics.PREDICTIONS, metrics.CONFIDENCE,
-                      metrics.CALL_ROWS, metrics.MODEL_INFO, metrics.OUT_OF_RANGE,
-                      metrics.RECENT_PREDICTIONS, metrics.TRAINING_CLASS_SHARE,
-                      metrics.IN_FLIGHT):  # fmt: skip
-        for family in collector.describe():
-            names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
-    return names
-
 
 def all_expressions() -> list[sources.Expression]:
     return [
@@ -92,7 +78,7 @@ def test_prometheus_rule_is_the_rules_file() -> None:
 
 
 def test_every_metric_queried_is_exported_recorded_or_external() -> None:
-    known = exported_metrics() | sources.recorded_metrics() | set(sources.EXTERNAL_METRICS)
+    known = sources.exported_metrics() | sources.recorded_metrics() | set(sources.EXTERNAL_METRICS)
     unknown = {
         f"{expression.origin}: {metric}"
         for expression in all_expressions()
@@ -105,9 +91,9 @@ def test_every_metric_queried_is_exported_recorded_or_external() -> None:
 def test_the_known_metrics_are_the_real_ones() -> None:
     """Control: the list above holds what /metrics shows (the live test reads a real server's)."""
     assert {"mlkube_requests_total", "mlkube_request_duration_seconds_bucket", "mlkube_model_info"} <= (
-        exported_metrics()
+        sources.exported_metrics()
     )
-    assert "mlkube_requests" not in exported_metrics()
+    assert "mlkube_requests" not in sources.exported_metrics()
 
 
 def test_other_exporters_metrics_use_only_their_documented_labels() -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlkube.model.bundle import METADATA_FILE, ONNX_FILE
-from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import edit_metadata, rehash, start_server
+from tests.support import NOTES_ROW, edit_metadata, rehash, start_server
 
 Breakage = Callable[[Path], None]
 

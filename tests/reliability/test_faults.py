@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 from mlkube.server.app import BODY_SECONDS
-from tests.conftest import NOTES_ROW
 from tests.reliability import traffic
 from tests.reliability.loadgen import Connection, Reply, Tally, build_request, fixed_rate
 from tests.reliability.procs import children, wait_for_children
 from tests.reliability.report import record
-from tests.support import TIME_FACTOR, RunningServer, start_server
+from tests.support import NOTES_ROW, TIME_FACTOR, RunningServer, start_server
 
 DRAIN_SECONDS = 2.0
 GRACE_SECONDS = 5.0

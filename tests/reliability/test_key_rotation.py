@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import RunningServer, start_server
+from tests.support import NOTES_ROW, RunningServer, start_server
 
 OLD_KEY = "old-api-key-for-the-rotation-test"
 NEW_KEY = "new-api-key-for-the-rotation-test"

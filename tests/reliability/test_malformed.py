@@ -11,12 +11,11 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.conftest import NOTES_ROW
 from tests.reliability import traffic
 from tests.reliability.loadgen import Planned, build_request, fixed_rate
 from tests.reliability.procs import children
 from tests.reliability.report import record
-from tests.support import BAD_BODIES, start_server
+from tests.support import BAD_BODIES, NOTES_ROW, start_server
 
 KEY = "reliability-key-7Tq"
 BAD_REQUESTS = 1000

@@ -14,9 +14,8 @@ import skops.io
 
 from mlkube.model.bundle import ONNX_FILE, SKOPS_FILE, Bundle
 from mlkube.model.runtime import TRUSTED_SKOPS_TYPES
-from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import rehash, start_server
+from tests.support import NOTES_ROW, rehash, start_server
 
 
 class CreatesFile:

@@ -26,9 +26,8 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import NOTES_ROW
 from tests.reliability.report import record
-from tests.support import KEY, RunningServer
+from tests.support import KEY, NOTES_ROW, RunningServer
 
 MIN_CASES = 1000
 AUTH_HEADERS = ("x-api-key", "authorization")

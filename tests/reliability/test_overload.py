@@ -19,12 +19,11 @@ import pytest
 from mlkube.model.bundle import Bundle
 from mlkube.server.app import App
 from mlkube.server.runner import connection_limit
-from tests.conftest import NOTES_ROW
 from tests.inprocess import ProtocolDouble, ScopeDouble, in_process_app
 from tests.reliability import traffic
 from tests.reliability.loadgen import Planned, Tally, closed_loop, fixed_rate
 from tests.reliability.report import record
-from tests.support import TIME_FACTOR, start_server
+from tests.support import NOTES_ROW, TIME_FACTOR, start_server
 
 MAX_IN_FLIGHT = 4
 CLIENTS = 64

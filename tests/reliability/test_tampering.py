@@ -20,10 +20,9 @@ import pytest
 
 from mlkube.model.bundle import METADATA_FILE, ONNX_FILE, SKOPS_FILE, sha256_file
 from mlkube.model.train import TrainParams, load_iris_dataset, train_bundle
-from tests.conftest import NOTES_ROW
 from tests.reliability.procs import children, wait_for_children
 from tests.reliability.report import record
-from tests.support import RunningServer, spawn_server, start_server
+from tests.support import NOTES_ROW, RunningServer, spawn_server, start_server
 
 
 @pytest.fixture(scope="module")

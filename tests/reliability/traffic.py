@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from tests.conftest import NOTES_ROW
 from tests.reliability.loadgen import Planned, build_request
+from tests.support import NOTES_ROW
 
 JSON_TYPE = ("Content-Type", "application/json")
 VIRGINICA_ROW = [6.7, 3.0, 5.2, 2.3]

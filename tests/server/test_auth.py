@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NOTES_ROW
 from tests.support import KEY as NEW_KEY
-from tests.support import OLD_KEY, RunningServer, start_server
+from tests.support import NOTES_ROW, OLD_KEY, RunningServer, start_server
 
 
 def test_without_a_configured_key_predict_is_open(server: RunningServer) -> None:

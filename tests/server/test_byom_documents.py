@@ -16,7 +16,7 @@ from mlkube.model.datasets import read_table
 from mlkube.model.tabular import train_table_bundle
 from mlkube.model.train import TrainParams
 from tests.model.zoo import write_csv, write_mixed_csv
-from tests.server.test_openapi import JSON, request_validator
+from tests.server.openapi_documents import JSON, request_validator
 from tests.support import RunningServer, start_server
 
 SHOP_ROW = {"size": 50.0, "age": 3.0, "colour": "red", "city": "Oslo"}

@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from mlkube.errors import ModelNotReady, NotFound
 from mlkube.model.bundle import Bundle
 from mlkube.server.dataplane import DRAINING
-from tests.conftest import NOTES_ROW
 from tests.inprocess import InProcessClient, in_process_app
+from tests.support import NOTES_ROW
 
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 MODEL = {"model_name": "iris", "model_version": "v1"}

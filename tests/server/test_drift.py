@@ -25,8 +25,8 @@ from mlkube.server.drift import (
     forget_dead_workers,
     training_class_shares,
 )
-from tests.conftest import NOTES_ROW
 from tests.inprocess import InProcessClient, in_process_app
+from tests.support import NOTES_ROW
 
 MODEL = {"model_name": "iris", "model_version": "v1"}
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]

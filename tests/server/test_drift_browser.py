@@ -9,8 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
+from tests.support import NOTES_ROW, RunningServer, start_server
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 SEPAL_LENGTH_LOW = [1.0, 3.5, 1.4, 0.2]

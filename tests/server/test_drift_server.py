@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
+from tests.support import NOTES_ROW, RunningServer, start_server
 
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 CLASSES = ["setosa", "versicolor", "virginica"]

@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, start_server
+from tests.support import NOTES_ROW, RunningServer, start_server
 
 
 class KServeRestCalls:

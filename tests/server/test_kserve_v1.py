@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NOTES_ROW
-from tests.support import KEY, RunningServer, start_server
+from tests.support import KEY, NOTES_ROW, RunningServer, start_server
 
 PREDICT = "/v1/models/iris:predict"
 

@@ -17,8 +17,7 @@ from mlkube.model.bundle import Bundle
 from mlkube.server.app import App
 from mlkube.server.service import ModelService
 from mlkube.settings import load_settings
-from tests.conftest import NOTES_ROW
-from tests.support import free_port, spawn_server, start_server, wait_until_answering
+from tests.support import NOTES_ROW, free_port, spawn_server, start_server, wait_until_answering
 
 
 def test_tampered_bundle_keeps_the_server_alive_but_not_ready(bundle_copy: Path, tmp_path: Path) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
+from tests.support import NOTES_ROW, RunningServer
 
 
 def access_lines(server: RunningServer) -> list[dict[str, object]]:

@@ -13,8 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from mlkube.server.metrics import _LocalHistogram
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer, Samples, poll, wait_for_metric, workers_counting
+from tests.support import NOTES_ROW, RunningServer, Samples, poll, wait_for_metric, workers_counting
 from tests.support import metric_samples as samples
 from tests.support import metric_value as value
 

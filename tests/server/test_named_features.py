@@ -24,9 +24,8 @@ from mlkube.model.datasets import read_table
 from mlkube.model.importing import ImportOptions, import_bundle
 from mlkube.model.tabular import train_table_bundle
 from mlkube.model.train import TrainParams
-from tests.conftest import NOTES_ROW
 from tests.model.zoo import write_mixed_csv
-from tests.support import RunningServer, start_server
+from tests.support import NOTES_ROW, RunningServer, start_server
 
 IRIS_NAMES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 NOTES_BY_NAME = dict(zip(IRIS_NAMES, NOTES_ROW, strict=True))

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from mlkube import __version__
-from tests.conftest import NOTES_ROW
-from tests.support import KEY, RunningServer, metric_value, start_server, wait_for_metric
+from tests.support import KEY, NOTES_ROW, RunningServer, metric_value, start_server, wait_for_metric
 
 ROWS = [NOTES_ROW, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 FLAT_ROWS = [value for row in ROWS for value in row]

@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from mlkube.model.bundle import Bundle
 from mlkube.server.app import build_app
 from mlkube.settings import Settings
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
-
-JSON = "application/json"
+from tests.server.openapi_documents import JSON, request_validator
+from tests.support import NOTES_ROW, RunningServer
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +22,6 @@ def document(server: RunningServer) -> dict[str, Any]:
     assert response.headers["content-type"] == JSON
     body: dict[str, Any] = response.json()
     return body
-
-
-def request_validator(document: dict[str, Any], method: str, path: str) -> OAS31Validator:
-    schema = document["paths"][path][method.lower()]["requestBody"]["content"][JSON]["schema"]
-    return OAS31Validator({**schema, "components": document["components"]})
 
 
 def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:

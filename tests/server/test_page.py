@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from mlkube.model.bundle import Bundle
-from tests.conftest import NOTES_ROW
-from tests.support import KEY, RunningServer, metric_samples, metric_value, start_server, wait_for_metric
+from tests.support import (
+    KEY,
+    NOTES_ROW,
+    RunningServer,
+    metric_samples,
+    metric_value,
+    start_server,
+    wait_for_metric,
+)
 
 ASSETS = {
     "page.css": "text/css; charset=utf-8",

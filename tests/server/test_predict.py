@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import NOTES_ROW
-from tests.support import BAD_BODIES, RunningServer, poll, workers_counting
+from tests.support import BAD_BODIES, NOTES_ROW, RunningServer, poll, workers_counting
 
 NOTES_CURL = (
     'curl -s -X POST {url}/predict -H "Content-Type: application/json" '

@@ -14,8 +14,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from mlkube import __version__
-from tests.conftest import NOTES_ROW
-from tests.support import RunningServer
+from tests.support import NOTES_ROW, RunningServer
 
 ROWS = [NOTES_ROW, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 INTEGER_ROWS = [[5, 4, 1, 0], [7, 3, 6, 2], [6, 3, 4, 1]]
