@@ -6,6 +6,7 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -13,14 +14,30 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from mlkube.server.metrics import _LocalHistogram
-from tests.support import NOTES_ROW, RunningServer, Samples, poll, wait_for_metric, workers_counting
+from tests.support import (
+    NOTES_ROW,
+    RunningServer,
+    Samples,
+    poll,
+    start_server,
+    wait_for_metric,
+    workers_counting,
+)
 from tests.support import metric_samples as samples
 from tests.support import metric_value as value
 
 PREDICT_200 = {"route": "/predict", "method": "POST", "status": "200"}
 
 
-def test_counts_from_every_worker_are_merged(two_workers: RunningServer) -> None:
+@pytest.fixture
+def fresh_two_workers(model_dir: Path) -> Iterator[RunningServer]:
+    """Two workers whose counters start at zero, whichever tests ran before (random order included)."""
+    with start_server({"MODEL_DIR": str(model_dir), "WORKERS": "2"}) as running:
+        yield running
+
+
+def test_counts_from_every_worker_are_merged(fresh_two_workers: RunningServer) -> None:
+    two_workers = fresh_two_workers
     sent = 0
 
     def both_workers_answered() -> bool:
